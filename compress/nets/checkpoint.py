@@ -1,0 +1,108 @@
+"""Self-describing checkpoints: config + tensors + meta + lineage in one weights-only ``.pt`` file.
+
+Loading never unpickles a class (``torch.load(weights_only=True)``) and rebuilds the model from the
+stored config alone; every way a file can be wrong becomes one ``HGCError`` line naming the file.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from compress.errors import HGCError
+from compress.io import atomic_path, sha256_file
+from compress.nets.config import HourglassConfig
+from compress.nets.hourglass import StackedHourglass
+
+FORMAT = "hgc-checkpoint/1"
+CODE_VERSION = "0.1.0"
+
+
+@dataclass
+class CheckpointInfo:
+    """Everything in a checkpoint except the tensors."""
+
+    config: HourglassConfig
+    meta: dict[str, Any] = field(default_factory=dict)
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    path: str = ""
+    sha256: str = ""
+
+
+def save(model: StackedHourglass, path: str | os.PathLike, meta: dict[str, Any] | None = None,
+         lineage: list[dict[str, Any]] | None = None) -> None:
+    """Write ``model`` atomically in the hgc-checkpoint/1 format (DESIGN.md §Checkpoint format)."""
+    meta = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "code_version": CODE_VERSION, **(meta or {})}
+    payload = {
+        "format": FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "meta": meta,
+        "lineage": list(lineage or []),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def read_payload(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw checkpoint dictionary, loaded weights-only; damaged or unsafe files are refused."""
+    if not os.path.isfile(path):
+        raise HGCError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        raise HGCError(f"{path}: refused to load: the file pickles Python objects beyond plain tensors ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HGCError(f"{path}: not a readable checkpoint (truncated or damaged?): {reason}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise HGCError(f"{path}: not an hgc checkpoint (format {found!r}, expected {FORMAT!r}); "
+                       "peer checkpoints go through `hgc convert`")
+    for key in ("config", "state_dict"):
+        if not isinstance(payload.get(key), dict):
+            raise HGCError(f"{path}: checkpoint is missing its {key!r} mapping")
+    return payload
+
+
+def load(path: str | os.PathLike) -> tuple[StackedHourglass, CheckpointInfo]:
+    """Rebuild the model from the stored config and load its tensors (strictly, shapes checked)."""
+    payload = read_payload(path)
+    try:
+        config = HourglassConfig.from_dict(payload["config"])
+        model = StackedHourglass(config)
+    except HGCError as exc:
+        raise HGCError(f"{path}: {exc}") from None
+    check_state_dict(model, payload["state_dict"], str(path))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    info = CheckpointInfo(config=config, meta=dict(payload.get("meta") or {}),
+                          lineage=list(payload.get("lineage") or []), path=str(path), sha256=sha256_file(path))
+    return model, info
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, Any], where: str) -> None:
+    """Compare tensors with what the config builds; name the first missing, extra or mis-shaped key."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    extra = [k for k in state if k not in expected]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (first: {missing[0]!r})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (first: {extra[0]!r})")
+        raise HGCError(f"{where}: tensors do not match the config: {', '.join(parts)}")
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise HGCError(f"{where}: state_dict[{key!r}] is not a tensor")
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise HGCError(f"{where}: tensor {key!r} has shape {tuple(tensor.shape)}, "
+                           f"the config builds {tuple(expected[key].shape)}")

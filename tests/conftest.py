@@ -1,0 +1,36 @@
+"""Shared fixtures: tiny hourglass configs so every test runs in seconds on 2 CPU cores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from compress.nets.config import HourglassConfig
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def tiny_config() -> HourglassConfig:
+    """1 stack, 16 features, depth 2, 32×32 input: a forward pass takes milliseconds."""
+    return HourglassConfig(stacks=1, features=16, depth=2, input_size=32)
+
+
+@pytest.fixture
+def tiny2_config() -> HourglassConfig:
+    """2 stacks so merges and intermediate supervision are exercised."""
+    return HourglassConfig(stacks=2, features=16, depth=2, input_size=32)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def mpii_dir() -> Path:
+    """The real MPII annotation files beside the checkout (../shared/mpii)."""
+    path = SHARED / "mpii"
+    assert path.is_dir(), f"expected the shared MPII files at {path}"
+    return path
