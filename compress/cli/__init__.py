@@ -1,0 +1,48 @@
+"""The ``hgc`` command line: each subcommand parses, makes one call to a documented function, prints.
+
+Expected failures arrive as ``HGCError`` and are printed as one line with a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from compress.errors import HGCError
+
+COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
+
+
+def command(name: str, help_text: str) -> Callable:
+    """Register ``setup(parser)`` as the subcommand ``name``."""
+
+    def add(setup: Callable[[argparse.ArgumentParser], None]) -> Callable:
+        setup.help_text = help_text  # type: ignore[attr-defined]
+        COMMANDS[name] = setup
+        return setup
+
+    return add
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All registered subcommands (each command module registers itself on import)."""
+    from compress.cli import data_cmds, train_eval  # noqa: F401  (they register commands)
+
+    parser = argparse.ArgumentParser(prog="hgc", description="Compress stacked-hourglass pose networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, setup in COMMANDS.items():
+        setup(sub.add_parser(name, help=setup.help_text, description=setup.help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``hgc`` and ``python -m compress``."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except HGCError as exc:
+        print(f"hgc {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hgc {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,92 @@
+"""``hgc train`` and ``hgc eval``: thin wrappers over ``compress.train`` and ``compress.evaluate``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from compress.cli import command
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (a new HourglassConfig)")
+    g.add_argument("--stacks", type=int, default=2)
+    g.add_argument("--features", type=int, default=128)
+    g.add_argument("--depth", type=int, nargs="+", default=[4], help="one depth, or one per stack")
+    g.add_argument("--modules", type=int, default=1, help="residual modules per level")
+    g.add_argument("--block", default="bottleneck")
+    g.add_argument("--upsample", default="nearest", choices=["nearest", "deconv"])
+    g.add_argument("--skip", default="add", choices=["add", "concat"])
+    g.add_argument("--norm", default="batch", choices=["batch", "group"])
+    g.add_argument("--input-size", type=int, default=128)
+    g.add_argument("--no-intermediate", action="store_true", help="supervise the last stack only")
+
+
+@command("train", "train a new hourglass (also under torchrun for DDP)")
+def _train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="synthetic", help="synthetic | mpii:ANNOT[:IMAGES]")
+    p.add_argument("--val-data", default=None, help="validation spec (default: synthetic:val for synthetic)")
+    p.add_argument("--out", required=True, help="checkpoint path (.pt)")
+    _model_flags(p)
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=2.5e-4)
+    t.add_argument("--optimizer", default="adam", choices=["adam", "rmsprop"])
+    t.add_argument("--lr-milestones", type=float, nargs="*", default=[0.75, 0.9], help="fractions of the run")
+    t.add_argument("--sigma", type=float, default=1.0, help="heatmap Gaussian sigma (heatmap pixels)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    t.add_argument("--val-every", type=int, default=0)
+    t.add_argument("--val-samples", type=int, default=500)
+    t.add_argument("--checkpoint-every", type=int, default=0)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--resume", action="store_true", help="continue from --out's saved state")
+    t.add_argument("--no-progress", action="store_true")
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.nets.config import HourglassConfig
+        from compress.train import TrainConfig, train_new
+
+        config = HourglassConfig(
+            stacks=a.stacks, features=a.features, depth=a.depth[0] if len(a.depth) == 1 else a.depth,
+            modules=a.modules, block=a.block, upsample=a.upsample, skip=a.skip, norm=a.norm,
+            input_size=a.input_size, intermediate=not a.no_intermediate)
+        cfg = TrainConfig(steps=a.steps, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer,
+                          lr_milestones=a.lr_milestones, sigma=a.sigma, seed=a.seed, workers=a.workers,
+                          val_every=a.val_every, val_samples=a.val_samples, checkpoint_every=a.checkpoint_every,
+                          device=a.device)
+        result = train_new(config, a.data, cfg, a.out, resume=a.resume, val_data=a.val_data,
+                           progress=not a.no_progress)
+        last = result.history[-1] if result.history else {}
+        print(f"wrote {result.path} (step {result.step}, loss {last.get('loss', float('nan')):.3e})")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("eval", "PCKh table of a model on a data split")
+def _eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt (or exported model)")
+    p.add_argument("--data", default="synthetic:val")
+    p.add_argument("--limit", type=int, default=None, help="first N samples only")
+    p.add_argument("--flip", action="store_true", help="test-time flip averaging")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable images")
+    p.add_argument("--preds", default=None, help="also write predictions as an MPII preds.mat")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.evaluate import evaluate_file
+
+        report = evaluate_file(a.model, a.data, limit=a.limit, flip=a.flip, device=a.device,
+                               batch_size=a.batch_size, skip_bad=a.skip_bad, preds_out=a.preds)
+        if a.json:
+            print(json.dumps({"model": a.model, "data": a.data, "samples": len(report.indices),
+                              **report.result.to_dict()}, indent=2))
+        else:
+            print(f"{a.model} on {a.data} ({len(report.indices)} samples)")
+            print(report.result.format_table())
+        return 0
+
+    p.set_defaults(run=run)

@@ -1,0 +1,248 @@
+"""The one training loop: training from scratch, fine-tuning and distillation (optionally DDP).
+
+Batches are a pure function of (seed, step), so ``resume`` continues bit-for-bit on CPU; a teacher
+turns the heatmap loss into the FPD distillation loss; ``extra_loss`` adds further terms.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from compress.data.dataset import PoseDataset, open_source
+from compress.errors import HGCError
+from compress.io import atomic_path
+from compress.nets import checkpoint
+from compress.nets.config import HourglassConfig
+from compress.nets.hourglass import StackedHourglass
+
+OPTIMIZERS = ("adam", "rmsprop")
+ExtraLoss = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run; every field is a CLI flag and a recipe parameter."""
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 2.5e-4
+    optimizer: str = "adam"
+    lr_milestones: list[float] = field(default_factory=lambda: [0.75, 0.9])
+    lr_gamma: float = 0.1
+    sigma: float = 1.0
+    seed: int = 0
+    workers: int = 0
+    val_every: int = 0
+    val_samples: int = 500
+    checkpoint_every: int = 0
+    distill_alpha: float = 0.5
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise HGCError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise HGCError(f"{name}: must be ≥ 1, got {getattr(self, name)}")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise HGCError(f"distill_alpha: must lie in [0, 1], got {self.distill_alpha}")
+        if any(not 0.0 < m < 1.0 for m in self.lr_milestones):
+            raise HGCError(f"lr_milestones: fractions of the run in (0, 1), got {self.lr_milestones}")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: final step, checkpoint path and the logged history."""
+
+    step: int
+    path: str
+    history: list[dict[str, float]]
+
+
+def heatmap_loss(heatmaps: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per stack (joints weighted by annotation), summed over stacks."""
+    w = weight[:, None, :, None, None]
+    return ((heatmaps - target[:, None]) ** 2 * w).mean(dim=(0, 2, 3, 4)).sum()
+
+
+def distill_loss(student: torch.Tensor, teacher_last: torch.Tensor, target: torch.Tensor,
+                 weight: torch.Tensor, alpha: float) -> torch.Tensor:
+    """FPD: alpha · MSE(student_k, teacher_last) + (1 − alpha) · MSE(student_k, gt) on every stack k."""
+    soft = ((student - teacher_last[:, None]) ** 2).mean(dim=(0, 2, 3, 4)).sum()
+    return alpha * soft + (1.0 - alpha) * heatmap_loss(student, target, weight)
+
+
+def _lr_factor(step: int, cfg: TrainConfig) -> float:
+    return cfg.lr_gamma ** sum(step >= int(m * cfg.steps) for m in cfg.lr_milestones)
+
+
+class _Stream(torch.utils.data.Sampler):
+    """Stream positions start, start+world, … for one rank: position k is the k-th sample ever drawn."""
+
+    def __init__(self, start: int, total: int, rank: int, world: int) -> None:
+        self.start, self.total, self.rank, self.world = start, total, rank, world
+
+    def __iter__(self):
+        return iter(range(self.start * self.world + self.rank, self.total * self.world, self.world))
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world) from torchrun's environment, initialising the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world
+
+
+def state_path(out: str) -> str:
+    """Where the optimizer/step state that ``resume`` needs lives, beside the checkpoint."""
+    return f"{out}.state"
+
+
+def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
+          teacher: nn.Module | None = None, extra_loss: ExtraLoss | None = None, val_data: str | None = None,
+          meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train ``model`` on ``data`` for ``cfg.steps`` steps, writing an hgc checkpoint to ``out``.
+
+    With ``teacher`` the loss is FPD distillation; ``resume`` continues from ``out``'s saved state.
+    A non-finite loss stops the run with an error that names the last good checkpoint.
+    """
+    from compress.evaluate import evaluate
+
+    rank, world = _distributed()
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    mc = model.config
+    source = open_source(data, size=mc.input_size, seed=cfg.seed)
+    dataset = PoseDataset(source, mc.input_size, mc.heatmap_size, cfg.sigma, train=True, seed=cfg.seed)
+    model.to(device).train()
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optim = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop)(model.parameters(), lr=cfg.lr)
+    start, history = 0, []
+    if resume:
+        start, history = _restore(out, model, optim)
+    if teacher is not None:
+        teacher.to(device).eval().requires_grad_(False)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.batch_size, sampler=_Stream(start * cfg.batch_size, cfg.steps * cfg.batch_size, rank, world),
+        num_workers=cfg.workers, persistent_workers=False)
+    bar = _progress(progress and rank == 0, start, cfg.steps)
+    saved_step, tick, step = (start if resume else None), time.perf_counter(), start
+    for step, batch in enumerate(loader, start=start):
+        for group in optim.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(step, cfg)
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        heatmaps = net(batch["image"])
+        if not mc.intermediate:
+            heatmaps = heatmaps[:, -1:]
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_last = teacher(batch["image"])[:, -1]
+            loss = distill_loss(heatmaps, teacher_last, batch["target"], batch["weight"], cfg.distill_alpha)
+        else:
+            loss = heatmap_loss(heatmaps, batch["target"], batch["weight"])
+        if extra_loss is not None:
+            loss = loss + extra_loss(heatmaps, batch)
+        if not torch.isfinite(loss):
+            where = f"{out} (step {saved_step})" if saved_step is not None else "none was written yet"
+            raise HGCError(f"training stopped: loss became {loss.item()} at step {step}; last good checkpoint: {where}")
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        done = step + 1
+        now = time.perf_counter()
+        record = {"step": done, "loss": float(loss.item()), "lr": optim.param_groups[0]["lr"],
+                  "images_per_s": cfg.batch_size * world / max(now - tick, 1e-9)}
+        tick = now
+        if cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps) and rank == 0:
+            report = evaluate(model, val_data or _default_val(data), limit=cfg.val_samples, device=cfg.device)
+            model.train()
+            record["val_pckh"] = report.result.table()["Mean"]
+        history.append(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.2e}", img_s=f"{record['images_per_s']:.0f}",
+                        **({"pckh": f"{record['val_pckh']:.1f}"} if "val_pckh" in record else {}))
+        if rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
+            _save(model, optim, out, done, history, cfg, data, meta, lineage)
+            saved_step = done
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    model.eval()
+    return TrainResult(step=cfg.steps, path=out, history=history)
+
+
+def _default_val(data: str) -> str:
+    from compress.data.dataset import val_spec
+
+    return val_spec(data)
+
+
+def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step: int,
+          history: list[dict[str, float]], cfg: TrainConfig, data: str, meta: dict[str, Any] | None,
+          lineage: list[dict[str, Any]] | None) -> None:
+    """Write the checkpoint and, beside it, the optimizer state and history that resume needs."""
+    was_training = model.training
+    full_meta = {"dataset": data, "input_size": model.config.input_size, "seed": cfg.seed, "step": step,
+                 "train": dataclasses.asdict(cfg), **(meta or {})}
+    checkpoint.save(model, out, meta=full_meta, lineage=lineage)
+    state = {"step": step, "optimizer": optim.state_dict(), "history_json": json.dumps(history),
+             "torch_rng": torch.get_rng_state()}
+    with atomic_path(state_path(out)) as tmp:
+        torch.save(state, tmp)
+    model.train(was_training)
+
+
+def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer) -> tuple[int, list[dict[str, float]]]:
+    """Load weights, optimizer state and history from a previous run of the same command."""
+    path = state_path(out)
+    if not (os.path.isfile(out) and os.path.isfile(path)):
+        raise HGCError(f"--resume: no checkpoint to resume at {out} (needs {out} and {path})")
+    saved, _ = checkpoint.load(out)
+    if saved.config.to_dict() != model.config.to_dict():
+        raise HGCError(f"--resume: {out} was trained with a different model config")
+    model.load_state_dict(saved.state_dict())
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        optim.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        return int(state["step"]), json.loads(state["history_json"])
+    except Exception as exc:  # any damage to the state file is reported the same way
+        raise HGCError(f"--resume: {path} is damaged: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
+
+
+def train_new(config: HourglassConfig, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
+              val_data: str | None = None, progress: bool = True) -> TrainResult:
+    """Build a fresh model from ``config`` (initialised from ``cfg.seed``) and train it: ``hgc train``."""
+    torch.manual_seed(cfg.seed)
+    model = StackedHourglass(config)
+    lineage = [{"op": "train", "params": {"data": data, **dataclasses.asdict(cfg)}, "parent_sha256": None}]
+    return train(model, data, cfg, out, resume=resume, val_data=val_data, lineage=lineage, progress=progress)
