@@ -159,7 +159,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
             loss = loss + extra_loss(heatmaps, batch)
         if not torch.isfinite(loss):
             where = f"{out} (step {saved_step})" if saved_step is not None else "none was written yet"
-            raise HGCError(f"training stopped: loss became {loss.item()} at step {step}; last good checkpoint: {where}")
+            raise HGCError(f"training stopped: loss became {loss.item()} at step {step + 1}; last good checkpoint: {where}")
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
