@@ -13,7 +13,6 @@ import torch
 
 from compress.data import transforms as T
 from compress.data.dataset import PoseDataset, open_source
-from compress.data.skeleton import flip_permutation
 from compress.metrics import PCKhResult, evaluate_predictions
 from compress.runtime import TorchPredictor, load_predictor
 
@@ -30,14 +29,12 @@ class EvalReport:
     data: str
 
 
-def flip_averaged(predict: Predictor) -> Predictor:
-    """Test-time flip: average the heatmaps of the image and of its mirror (joints swapped back)."""
-    perm = flip_permutation()
+def flip_averaged(predict: Predictor, input_width: int) -> Predictor:
+    """Test-time flip: average the heatmaps of the image and of its mirror (mapped back, joints swapped)."""
 
     def predict_flip(images: np.ndarray) -> np.ndarray:
-        plain = predict(images)
-        mirrored = predict(np.ascontiguousarray(images[..., ::-1]))[:, perm, :, ::-1]
-        return 0.5 * (plain + mirrored)
+        mirrored = predict(np.ascontiguousarray(images[..., ::-1]))
+        return 0.5 * (predict(images) + T.flip_heatmaps(mirrored, input_width))
 
     return predict_flip
 
@@ -55,7 +52,7 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
         input_size = input_size or getattr(model, "input_size")
         predict = model
     if flip:
-        predict = flip_averaged(predict)
+        predict = flip_averaged(predict, input_size)
     source = open_source(data, size=input_size, seed=seed, skip_bad=skip_bad)
     heatmap_size = input_size // 4
     dataset = PoseDataset(source, input_size, heatmap_size)
