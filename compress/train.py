@@ -180,7 +180,9 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
             _save(model, optim, out, done, history, cfg, data, meta, lineage)
             saved_step = done
     bar.close()
-    if world > 1:
+    if world > 1:  # DDP syncs weights; running norm statistics are taken from rank 0 like the saved file
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
         dist.barrier()
     model.eval()
     return TrainResult(step=cfg.steps, path=out, history=history)
