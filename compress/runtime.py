@@ -1,11 +1,17 @@
 """Run any model the toolkit makes behind one interface: images in, last-stack heatmaps out.
 
 A predictor is a callable float32 N×3×H×W → N×J×h×w with an ``input_size`` attribute, so evaluation
-and timing do not care whether a PyTorch checkpoint or an exported file runs underneath.
+and timing do not care whether a PyTorch checkpoint (eager or ``torch.compile``, CPU or CUDA) or an
+exported ONNX file (onnxruntime with any installed execution provider) runs underneath.
+
+Every predictor also says what it is (``runtime``, ``provider``, ``device``, ``threads``, ``path``) so
+a timing row records exactly what was timed.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -14,28 +20,185 @@ import torch
 from compress.errors import HGCError
 from compress.nets import checkpoint
 
+# Short names accepted for onnxruntime execution providers (full names are accepted too).
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dnnl": "DnnlExecutionProvider",
+}
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+
+def _check_cuda(device: str) -> None:
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise HGCError(f"--device {device}: CUDA is not available on this machine (available: cpu)")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise HGCError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+
 
 class TorchPredictor:
-    """A PyTorch hourglass on CPU or CUDA."""
+    """A PyTorch hourglass on CPU or CUDA, eager or compiled with ``torch.compile``.
 
-    def __init__(self, model: torch.nn.Module, device: str = "cpu") -> None:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise HGCError(f"--device {device}: CUDA is not available on this machine (available: cpu)")
+    ``threads`` sets torch's intra-op thread count (process-wide in PyTorch) so timings are reproducible.
+    """
+
+    runtime = "torch"
+
+    def __init__(self, model: torch.nn.Module, device: str = "cpu", *, compile: bool = False,
+                 threads: int | None = None, path: str = "") -> None:
+        _check_cuda(device)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
         self.model = model.to(device).eval()
         self.device = device
         self.input_size = model.config.input_size
+        self.threads = torch.get_num_threads()
+        self.provider = "cuda" if device.startswith("cuda") else "cpu"
+        self.path = path
+        self.batch: int | None = None  # any batch size runs natively
+        self.runtime = "torch.compile" if compile else "torch"
+        self._forward = torch.compile(self.model) if compile else self.model
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            out = self.model(torch.from_numpy(images).to(self.device))
+        with torch.inference_mode():
+            out = self._forward(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device))
         return out[:, -1].float().cpu().numpy()
 
 
-def load_predictor(path: str, device: str = "cpu") -> Any:
-    """Open a checkpoint (``.pt``) as a predictor; unknown file kinds are a one-line error."""
+def resolve_providers(provider: str | None, device: str) -> list[str]:
+    """onnxruntime provider list for a request (``cpu``/``cuda``/``tensorrt`` or a full name), CPU as fallback.
+
+    Asking for a provider this onnxruntime build lacks is a one-line error listing the available ones.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if provider is None:
+        provider = "cuda" if device.startswith("cuda") else "cpu"
+    name = PROVIDER_ALIASES.get(provider.lower(), provider)
+    if name not in available:
+        hint = " (GPU providers come with `pip install hourglass-compress[gpu]`)" if name in GPU_PROVIDERS else ""
+        raise HGCError(f"--provider {provider}: onnxruntime has no {name} here; available: "
+                       f"{', '.join(available)}{hint}")
+    chain = [name]
+    if name == "TensorrtExecutionProvider" and "CUDAExecutionProvider" in available:
+        chain.append("CUDAExecutionProvider")
+    if name != "CPUExecutionProvider":
+        chain.append("CPUExecutionProvider")
+    return chain
+
+
+def session_options(threads: int | None) -> Any:
+    """Session options used for every timed onnxruntime session: full graph optimisation, fixed threads.
+
+    Shared by model sessions and the peak-throughput probes so both run under the same conditions.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    options.log_severity_level = 3  # errors only: no provider-assignment chatter on stderr
+    return options
+
+
+def open_session(model: str | bytes, providers: list[str], threads: int | None, where: str,
+                 device_id: int = 0) -> Any:
+    """An onnxruntime session for a file or serialized model; unreadable input is a one-line ``HGCError``."""
+    import onnxruntime as ort
+
+    chain: list[Any] = [(p, {"device_id": device_id}) if p in GPU_PROVIDERS else p for p in providers]
+    try:
+        session = ort.InferenceSession(model, sess_options=session_options(threads), providers=chain)
+    except Exception as exc:  # onnxruntime raises its own exception classes (InvalidProtobuf, Fail, …)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HGCError(f"{where}: onnxruntime cannot load it as an ONNX model: {reason}") from None
+    if session.get_providers()[0] != providers[0]:
+        raise HGCError(f"{where}: onnxruntime fell back to {session.get_providers()[0]} "
+                       f"instead of {providers[0]} (driver or library missing?)")
+    return session
+
+
+class OrtPredictor:
+    """An ONNX file run by onnxruntime: input ``image`` N×3×S×S, first output = heatmaps.
+
+    A 5-D output (N×stacks×J×h×w, as ``hgc export`` writes) is reduced to its last stack; a file with a
+    fixed batch size runs bigger batches chunk by chunk, and fp16 inputs/outputs are converted, so
+    evaluation and timing work on any export.
+    """
+
+    runtime = "onnxruntime"
+
+    def __init__(self, path: str, device: str = "cpu", provider: str | None = None,
+                 threads: int | None = None) -> None:
+        if not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
+            raise HGCError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        providers = resolve_providers(provider, device)
+        device_id = int(device.partition(":")[2] or 0)
+        self.session = open_session(path, providers, threads, path, device_id)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1:
+            raise HGCError(f"{path}: expected one image input, the model has {len(inputs)} inputs")
+        shape = list(inputs[0].shape)
+        if len(shape) != 4:
+            raise HGCError(f"{path}: input {inputs[0].name!r} has rank {len(shape)} (shape {shape}); "
+                           "expected a 4-D N×3×H×W image batch")
+        if not outputs or len(outputs[0].shape) not in (4, 5):
+            raise HGCError(f"{path}: expected a 4-D or 5-D heatmap output, got {outputs[0].shape if outputs else None}")
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        self.input_dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32  # fp16 I/O exports
+        self.input_size = self._input_size(shape, path)
+        self.batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self.path, self.device = path, device
+        self.provider = self.session.get_providers()[0]
+        self.threads = threads  # None: onnxruntime's default (one per physical core)
+
+    def _input_size(self, shape: list[Any], path: str) -> int:
+        height, width = shape[2], shape[3]
+        if isinstance(height, int) and isinstance(width, int) and height > 0:
+            if height != width:
+                raise HGCError(f"{path}: input is {height}×{width}; hourglass inputs are square")
+            return height
+        config = self.metadata.get("hgc.config")
+        if config:
+            return int(json.loads(config)["input_size"])
+        raise HGCError(f"{path}: input size is dynamic and the file has no hgc.config metadata to tell it")
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = np.ascontiguousarray(images, dtype=self.input_dtype)
+        count, step = len(images), self.batch or len(images)
+        if count % step:  # a fixed batch larger than what is left: pad with blank images, drop their outputs
+            pad = np.zeros((step - count % step, *images.shape[1:]), dtype=images.dtype)
+            images = np.concatenate([images, pad])
+        parts = [self.session.run([self.output_name], {self.input_name: images[i:i + step]})[0]
+                 for i in range(0, len(images), step)]
+        out = (parts[0] if len(parts) == 1 else np.concatenate(parts))[:count].astype(np.float32, copy=False)
+        return out[:, -1] if out.ndim == 5 else out
+
+
+def load_predictor(path: str, device: str = "cpu", provider: str | None = None, threads: int | None = None,
+                   compile: bool = False) -> Any:
+    """Open a checkpoint (``.pt``, PyTorch) or an exported ``.onnx`` (onnxruntime) as a predictor.
+
+    ``provider`` picks the onnxruntime execution provider (cpu, cuda, tensorrt or a full name);
+    ``compile`` wraps a checkpoint in ``torch.compile``; unknown file kinds are a one-line error.
+    """
     if not os.path.isfile(path):
         raise HGCError(f"{path}: no such model file")
     if path.endswith(".pt"):
+        if provider is not None:
+            raise HGCError(f"{path}: --provider applies to ONNX files; a checkpoint runs in PyTorch")
         model, _ = checkpoint.load(path)
-        return TorchPredictor(model, device)
-    raise HGCError(f"{path}: unknown model file type (expected .pt)")
+        return TorchPredictor(model, device, compile=compile, threads=threads, path=path)
+    if path.endswith(".onnx"):
+        if compile:
+            raise HGCError(f"{path}: --compile applies to checkpoints (torch.compile); ONNX runs in onnxruntime")
+        return OrtPredictor(path, device, provider, threads)
+    raise HGCError(f"{path}: unknown model file type (expected .pt or .onnx)")

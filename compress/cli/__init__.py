@@ -5,6 +5,7 @@ Expected failures arrive as ``HGCError`` and are printed as one line with a non-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -26,7 +27,7 @@ def command(name: str, help_text: str) -> Callable:
 
 def build_parser() -> argparse.ArgumentParser:
     """All registered subcommands (each command module registers itself on import)."""
-    from compress.cli import data_cmds, train_eval  # noqa: F401  (they register commands)
+    from compress.cli import convert_cmds, data_cmds, export_cmds, train_eval  # noqa: F401  (they register commands)
 
     parser = argparse.ArgumentParser(prog="hgc", description="Compress stacked-hourglass pose networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,3 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hgc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

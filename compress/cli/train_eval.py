@@ -90,3 +90,21 @@ def _eval(p: argparse.ArgumentParser) -> None:
         return 0
 
     p.set_defaults(run=run)
+
+
+@command("card", "evaluate a trained checkpoint and write its model card (markdown + validation curve)")
+def _card(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("-o", "--out", required=True, help="card path, e.g. models/hg2-128.md")
+    p.add_argument("--command", required=True, dest="train_command", help="the command that trained it")
+    p.add_argument("--data", default="synthetic:val")
+    p.add_argument("--curve", default=None, help="PNG path for the validation curve")
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.modelcard import write_model_card
+
+        numbers = write_model_card(a.model, a.out, command=a.train_command, data=a.data, curve_png=a.curve)
+        print(f"wrote {a.out}: Mean PCKh@0.5 {numbers['table']['Mean']:.2f}, Mean@0.1 {numbers['Mean@0.1']:.2f}")
+        return 0
+
+    p.set_defaults(run=run)

@@ -9,17 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.nets.blocks import build_block
+from compress.nets.blocks import residuals as build_residuals
 from compress.nets.config import HourglassConfig
 from compress.nets.layers import ConvNormReLU, InputNorm
+from compress.nets.stems import build_stem
 from compress.nets.widths import apply_widths
 
 
 def residuals(cfg: HourglassConfig, cin: int, cout: int, count: int) -> nn.Sequential:
     """``count`` blocks of the configured type; the first one changes ``cin`` to ``cout``."""
-    return nn.Sequential(
-        *[build_block(cfg.block, cin if i == 0 else cout, cout, cfg.norm, cfg.block_args) for i in range(count)]
-    )
+    return build_residuals(cfg.block, cin, cout, count, cfg.norm, cfg.block_args)
 
 
 class Hourglass(nn.Module):
@@ -40,22 +39,6 @@ class Hourglass(nn.Module):
         low = self.post(self.inner(self.down(F.max_pool2d(x, 2))))
         up = self.up(low) if self.up is not None else F.interpolate(low, scale_factor=2.0, mode="nearest")
         return self.fuse(torch.cat([skip, up], 1)) if self.fuse is not None else skip + up
-
-
-class Stem(nn.Module):
-    """7×7/2 conv, residual, 2×2 pool, two residuals: image → features at ¼ resolution (pytorch-pose layout)."""
-
-    def __init__(self, cfg: HourglassConfig) -> None:
-        super().__init__()
-        f = cfg.features
-        self.conv = ConvNormReLU(3, f // 4, 7, cfg.norm, stride=2)
-        self.res1 = residuals(cfg, f // 4, f // 2, 1)
-        self.res2 = residuals(cfg, f // 2, f, 1)
-        self.res3 = residuals(cfg, f, f, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.res1(self.conv(x))
-        return self.res3(self.res2(F.max_pool2d(x, 2)))
 
 
 class Stack(nn.Module):
@@ -93,7 +76,7 @@ class StackedHourglass(nn.Module):
         super().__init__()
         self.config = config
         self.normalize = None if config.input.is_identity() else InputNorm(config.input.mean, config.input.std)
-        self.stem = Stem(config)
+        self.stem = build_stem(config)
         self.stacks = nn.ModuleList(Stack(config, d) for d in config.depths())
         self.merges = nn.ModuleList(Merge(config) for _ in range(config.stacks - 1))
         apply_widths(self, config.widths)

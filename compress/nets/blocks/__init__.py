@@ -37,6 +37,12 @@ def build_block(name: str, cin: int, cout: int, norm: str, block_args: dict[str,
         raise HGCError(f"config.block_args for {name!r}: {exc}") from None
 
 
+def residuals(name: str, cin: int, cout: int, count: int, norm: str,
+              block_args: dict[str, Any] | None = None) -> nn.Sequential:
+    """``count`` blocks of type ``name`` in sequence; the first one changes ``cin`` to ``cout``."""
+    return nn.Sequential(*[build_block(name, cin if i == 0 else cout, cout, norm, block_args) for i in range(count)])
+
+
 def block_names() -> list[str]:
     return sorted(_BLOCKS)
 

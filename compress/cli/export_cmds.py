@@ -1,0 +1,102 @@
+"""``hgc export``, ``hgc inspect`` and ``hgc bench``: thin wrappers over ``compress.export`` / ``compress.measure``."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from compress.cli import command
+
+BENCH_COLUMNS = ("model", "runtime", "provider", "threads", "batch", "graph_batch", "p50_ms", "p90_ms", "p99_ms",
+                 "gmacs", "gmac_s", "reference", "ratio_median", "ratio_q25", "ratio_q75", "peak_gmac_s",
+                 "efficiency")
+INSPECT_COLUMNS = ("model", "kind", "precision", "input", "params", "gmacs", "bytes", "gzip_bytes", "lzma_bytes",
+                   "gzip_ratio", "lzma_ratio")
+
+
+@command("export", "export a checkpoint to ONNX, checked against PyTorch on benchmark images")
+def _export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("-o", "--out", required=True, help="output .onnx path")
+    p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default: batch 1)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (≥ 17; default 18, the exporter's own)")
+    p.add_argument("--atol", type=float, default=1e-4, help="max |onnxruntime − PyTorch| allowed (fp32)")
+    p.add_argument("--data", default="synthetic:val", help="where the parity-check images come from")
+    p.add_argument("--parity-images", type=int, default=8)
+    p.add_argument("--eval", type=int, default=None, metavar="N",
+                   help="also score the exported file on N samples of --data and store its PCKh in the metadata")
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.export import DEFAULT_OPSET, export_onnx
+
+        result = export_onnx(a.model, a.out, dynamic_batch=a.dynamic_batch, opset=a.opset or DEFAULT_OPSET,
+                             atol=a.atol, data=a.data, parity_images=a.parity_images, eval_limit=a.eval)
+        print(f"wrote {result.path} ({result.bytes:,} bytes, opset {result.opset}, "
+              f"batch {'dynamic' if result.dynamic_batch else 1}); parity: max |ORT - torch| = "
+              f"{result.max_abs_diff:.2e} on {result.parity_images} images ({result.seconds:.1f} s)")
+        if "accuracy" in result.metadata:
+            acc = result.metadata["accuracy"]
+            print(f"PCKh@0.5 of the exported file: {acc['pckh']:.2f} on {acc['samples']} samples of {acc['data']}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("inspect", "parameters, MACs, bytes (raw/gzip/lzma), config and metadata of model files")
+def _inspect(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help=".pt checkpoints and/or .onnx files")
+    p.add_argument("--csv", default=None, help="also write the table as CSV")
+    p.add_argument("--json", default=None, help="also write table and details as JSON")
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.measure.bench import check_outputs, format_table, inspect_models, write_frame
+
+        check_outputs(a.csv, a.json)
+        table, details = inspect_models(a.models)
+        print(format_table(table, INSPECT_COLUMNS))
+        for item in details:
+            print(f"\n{item['model']}")
+            for key, value in item.items():
+                if key != "model" and value not in (None, "", {}):
+                    print(f"  {key}: {value if isinstance(value, str) else json.dumps(value, default=str)}")
+        write_frame(table, a.csv, a.json, extra={"details": details})
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("bench", "latency (p50/p90/p99) of model files; --pair ratios, --peak machine peak and efficiency")
+def _bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="*", help=".pt checkpoints and/or .onnx files (none with --peak: peak only)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--runs", type=int, default=50, help="timed runs per model and batch")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all available cores)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N]")
+    p.add_argument("--provider", default=None,
+                   help="onnxruntime provider for .onnx files: cpu, cuda, tensorrt or a full provider name")
+    p.add_argument("--compile", action="store_true", help="run checkpoints through torch.compile")
+    p.add_argument("--pair", action="store_true", help="alternate the models A B A B … and report per-pair ratios")
+    p.add_argument("--peak", action="store_true", help="measure the runtime's fp32/int8 peak and efficiencies")
+    p.add_argument("--csv", default=None)
+    p.add_argument("--json", default=None)
+
+    def run(a: argparse.Namespace) -> int:
+        from compress.measure.bench import bench_models, check_outputs, format_table, write_frame
+
+        check_outputs(a.csv, a.json)
+        result = bench_models(a.models, batches=a.batch, runs=a.runs, warmup=a.warmup, threads=a.threads,
+                              device=a.device, provider=a.provider, pair=a.pair, peak=a.peak, compile=a.compile)
+        m = result.machine
+        print(f"machine: {m['cpu']} ({m['cores']} cores; {m['isa'] or 'no listed ISA flags'}); gpu: {m['gpu']}; "
+              f"torch {m['torch']}, onnxruntime {m['onnxruntime']}; threads {m['threads']}")
+        if not result.peaks.empty:
+            print("\npeak (matrix product, best of runs):")
+            print(format_table(result.peaks))
+        if not result.table.empty:
+            print()
+            print(format_table(result.table, BENCH_COLUMNS))
+        main = result.table if not result.table.empty else result.peaks
+        write_frame(main, a.csv, a.json, extra={"machine": m, "peaks": result.peaks})
+        return 0
+
+    p.set_defaults(run=run)

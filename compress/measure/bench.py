@@ -1,0 +1,224 @@
+"""``hgc inspect`` and ``hgc bench`` as Python functions: cost, size and latency tables of model files.
+
+Each returns pandas DataFrames (one row per model, or per model and batch size) that carry the machine
+and library versions beside the numbers, so a CSV/JSON written from them is self-describing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import pandas as pd
+
+from compress.errors import HGCError
+from compress.io import atomic_path, write_text
+from compress.measure.cost import count_macs, count_params, load_onnx, onnx_macs, onnx_params, onnx_precision
+from compress.measure.latency import bench_images, ratio_summary, time_pairs, time_predictor
+from compress.measure.machine import available_cores, machine_info
+from compress.measure.sizes import file_sizes
+
+MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime", "onnx", "numpy")
+
+
+def model_cost(path: str) -> dict[str, Any]:
+    """Parameters, MACs per image, precision, input size, config and metadata of a ``.pt`` or ``.onnx`` file.
+
+    Other files (e.g. packed artifacts) get sizes only; their cost fields are NaN until a reader exists.
+    """
+    if not os.path.isfile(path):
+        raise HGCError(f"{path}: no such model file")
+    if path.endswith(".pt"):
+        from compress.nets import checkpoint
+
+        model, info = checkpoint.load(path)
+        config = info.config
+        return {"kind": "checkpoint", "precision": "fp32", "input_size": config.input_size,
+                "params": count_params(model), "macs": count_macs(model, config.input_size),
+                "config": config.to_dict(), "meta": info.meta, "lineage": info.lineage}
+    if path.endswith(".onnx"):
+        from compress.export import read_metadata
+
+        proto = load_onnx(path)
+        meta = read_metadata(path)
+        dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
+        size = dims[2].dim_value if len(dims) == 4 and dims[2].HasField("dim_value") else \
+            (meta.get("config") or {}).get("input_size")
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        return {"kind": "onnx", "precision": onnx_precision(proto), "input_size": size,
+                "params": onnx_params(proto), "macs": onnx_macs(proto), "opset": opset,
+                "config": meta.get("config"), "meta": meta.get("meta", {}), "lineage": meta.get("lineage", []),
+                "metadata": meta}
+    return {"kind": "file", "precision": None, "input_size": None, "params": math.nan, "macs": math.nan,
+            "config": None, "meta": {}, "lineage": []}
+
+
+def config_summary(config: dict[str, Any] | None) -> str:
+    """One line naming the architecture choices of a config dict ("" when unknown)."""
+    if not config:
+        return ""
+    keys = ("stacks", "features", "depth", "modules", "block", "upsample", "skip", "norm", "input_size")
+    text = " ".join(f"{k}={config[k]}" for k in keys if k in config)
+    return text + (f" pruned-layers={len(config['widths'])}" if config.get("widths") else "")
+
+
+def inspect_models(paths: Sequence[str]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The size/cost table of ``paths`` and, per model, its full details (config, meta, lineage, metadata)."""
+    rows, details = [], []
+    for path in paths:
+        cost, sizes = model_cost(path), file_sizes(path)
+        rows.append({"model": path, "kind": cost["kind"], "precision": cost["precision"],
+                     "input": cost["input_size"], "params": cost["params"],
+                     "gmacs": cost["macs"] / 1e9 if not _isnan(cost["macs"]) else math.nan,
+                     **{k: sizes[k] for k in ("bytes", "gzip_bytes", "lzma_bytes", "gzip_ratio", "lzma_ratio")}})
+        details.append({"model": path, "config": config_summary(cost["config"]), "meta": cost["meta"],
+                        "lineage": " → ".join(str(step.get("op")) for step in cost["lineage"]),
+                        **({"opset": cost["opset"], "parity": cost["metadata"].get("parity"),
+                            "accuracy": cost["metadata"].get("accuracy")}
+                           if cost["kind"] == "onnx" else {})})
+    return pd.DataFrame(rows), details
+
+
+def _isnan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+@dataclass
+class BenchResult:
+    """Latency rows (one per model × batch), machine peaks (one per runtime/provider) and the machine."""
+
+    table: pd.DataFrame
+    peaks: pd.DataFrame
+    machine: dict[str, Any] = field(default_factory=dict)
+
+
+def _peak_key(predictor: Any) -> tuple[str, str]:
+    return ("torch" if predictor.runtime.startswith("torch") else "onnxruntime", str(predictor.provider))
+
+
+def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider: str | None,
+                  size: int = 2048) -> pd.DataFrame:
+    """Peak fp32/int8 GMAC/s for each runtime+provider among ``predictors`` (or onnxruntime and torch if none).
+
+    ``size`` is the side of the square matrices (2048: large enough to hide call overhead on a CPU).
+    """
+    from compress.measure.peak import ort_peak, torch_peak
+    from compress.runtime import resolve_providers
+
+    keys: dict[tuple[str, str], Any] = {_peak_key(p): p for p in predictors}
+    if not keys:
+        providers = resolve_providers(provider, device)
+        keys = {("onnxruntime", providers[0]): None, ("torch", "cuda" if device.startswith("cuda") else "cpu"): None}
+    rows = []
+    for (runtime, prov), predictor in keys.items():
+        if runtime == "torch":
+            peak = torch_peak(threads, device if prov == "cuda" else "cpu", size=size)
+        else:
+            chain = resolve_providers(prov, device) if predictor is None else predictor.session.get_providers()
+            device_id = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+            peak = ort_peak(threads, list(chain), device_id, size=size)
+        rows.append({"runtime": runtime, "provider": prov, "threads": threads, "fp32_gmac_s": peak["fp32"],
+                     "int8_gmac_s": peak["int8"], "fp32_gflop_s": 2 * peak["fp32"], "int8_gop_s": 2 * peak["int8"]})
+    return pd.DataFrame(rows)
+
+
+def _labels(paths: Sequence[str]) -> list[str]:
+    names = [os.path.basename(p) for p in paths]
+    return names if len(set(names)) == len(names) else list(paths)
+
+
+def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs: int = 50, warmup: int = 10,
+                 threads: int | None = None, device: str = "cpu", provider: str | None = None, pair: bool = False,
+                 peak: bool = False, compile: bool = False, peak_size: int = 2048) -> BenchResult:
+    """Time each model at each batch size (p50/p90/p99 ms) with fixed intra-op threads.
+
+    ``pair`` alternates the models A B … per run and adds per-round ratios to the first model;
+    ``peak`` measures the runtime's fp32/int8 matrix-product peak and each model's efficiency
+    = (MACs / p50 latency) / peak of its precision (int8 files against the int8 peak, fp32 and fp16
+    files against the fp32 peak; ``peak_size``: matrix side of the peak probe).
+    ``provider`` applies to ONNX files only; ``threads`` defaults to all available cores, always recorded.
+    """
+    from compress.runtime import load_predictor
+
+    if pair and len(paths) < 2:
+        raise HGCError("--pair needs at least two models (A B)")
+    if not paths and not peak:
+        raise HGCError("bench: give at least one model file (or --peak alone for the machine's peak)")
+    if any(b < 1 for b in batches) or runs < 1 or warmup < 0:
+        raise HGCError(f"bench: batches and runs must be ≥ 1 and warmup ≥ 0 "
+                       f"(got {list(batches)}, {runs}, {warmup})")
+    threads = threads or available_cores()
+    machine = {**machine_info(), "threads": threads}
+    predictors = [load_predictor(p, device=device, provider=provider if p.endswith(".onnx") else None,
+                                 threads=threads, compile=compile if p.endswith(".pt") else False) for p in paths]
+    costs = [model_cost(p) for p in paths]
+    peaks = measure_peaks(predictors, threads, device, provider, peak_size) if peak else pd.DataFrame()
+    rows = []
+    for batch in batches:
+        images = [bench_images(p.input_size, batch) for p in predictors]
+        if pair:
+            timings = time_pairs(predictors, images, runs=runs, warmup=warmup)
+        else:
+            timings = [time_predictor(p, x, runs=runs, warmup=warmup) for p, x in zip(predictors, images)]
+        for label, predictor, cost, timing in zip(_labels(paths), predictors, costs, timings):
+            stats = timing.summary()
+            row = {"model": label, "runtime": predictor.runtime, "provider": predictor.provider, "device": device,
+                   "threads": threads, "batch": batch, "graph_batch": predictor.batch or "dynamic",
+                   "runs": runs, "warmup": warmup, **stats, "precision": cost["precision"],
+                   "params": cost["params"], "gmacs": cost["macs"] / 1e9,
+                   "gmac_s": cost["macs"] * batch / (stats["p50_ms"] * 1e-3) / 1e9}
+            if pair:
+                row.update(ratio_summary(timing, timings[0]), reference=_labels(paths)[0])
+            if peak:
+                match = peaks[(peaks.runtime == _peak_key(predictor)[0]) & (peaks.provider == _peak_key(predictor)[1])]
+                column = "int8_gmac_s" if cost["precision"] == "int8" else "fp32_gmac_s"
+                row["peak_gmac_s"] = float(match[column].iloc[0])
+                row["efficiency"] = row["gmac_s"] / row["peak_gmac_s"]
+            rows.append({**row, **{k: machine.get(k) for k in MACHINE_COLUMNS}})
+    return BenchResult(table=pd.DataFrame(rows), peaks=peaks, machine=machine)
+
+
+def format_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """An aligned plain-text table of the chosen columns (floats to 3 significant decimals)."""
+    if frame.empty:
+        return "(no rows)"
+    shown = frame[[c for c in (columns or frame.columns) if c in frame.columns]]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}")
+
+
+def check_outputs(*paths: str | None) -> None:
+    """Refuse output paths in missing directories before any measuring starts (one-line ``HGCError``)."""
+    for path in paths:
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise HGCError(f"{path}: output directory {os.path.dirname(path) or '.'} does not exist")
+
+
+def write_frame(frame: pd.DataFrame, csv_path: str | None = None, json_path: str | None = None,
+                extra: dict[str, Any] | None = None) -> None:
+    """Write a table atomically as CSV and/or JSON (``{**extra, "rows": [...]}``; NaN becomes null).
+
+    DataFrames inside ``extra`` are written as lists of records too.
+    """
+    if csv_path:
+        with atomic_path(csv_path) as tmp:
+            frame.to_csv(tmp, index=False)
+    if json_path:
+        payload = {**(extra or {}), "rows": frame}
+        write_text(json_path, json.dumps(_plain(payload), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: DataFrames → records, NaN/inf → None, numpy scalars → Python numbers."""
+    if isinstance(value, pd.DataFrame):
+        return _plain(value.to_dict(orient="records"))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
