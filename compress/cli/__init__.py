@@ -27,7 +27,7 @@ def command(name: str, help_text: str) -> Callable:
 
 def build_parser() -> argparse.ArgumentParser:
     """All registered subcommands (each command module registers itself on import)."""
-    from compress.cli import convert_cmds, data_cmds, export_cmds, train_eval  # noqa: F401  (they register commands)
+    from compress.cli import convert_cmds, data_cmds, export_cmds, recipe_cmds, train_eval  # noqa: F401  (they register commands)
 
     parser = argparse.ArgumentParser(prog="hgc", description="Compress stacked-hourglass pose networks.")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -1,0 +1,376 @@
+"""Run a recipe: each step in its own directory, skipped when its inputs are unchanged, resumable when killed.
+
+``runs/<name>/<NN>-<op>/`` holds ``model.pt`` (lineage appended), ``log.jsonl``, ``metrics.json`` and,
+once its outputs exist, ``done.json`` with the input hash (parent sha256 + op + params + code version).
+``final/`` holds the exported artifact, evaluated as exported and measured; ``results.json`` is the row.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from compress.errors import HGCError
+from compress.io import sha256_file, write_text
+from compress.nets import checkpoint as ckpt
+from compress.recipe import Recipe, check_inputs
+from compress.steps import StepContext, get_op
+
+RESULTS_FORMAT = "hgc-results/1"
+QUICK_EVAL_LIMIT, QUICK_RUNS, QUICK_WARMUP = 32, 3, 1
+Echo = Callable[[str], None]
+
+
+@dataclass
+class StepOutcome:
+    """What happened to one step (or the final stage): ``ran``, ``resumed`` or ``skipped``."""
+
+    index: int
+    op: str
+    dir: str
+    status: str
+    seconds: float
+    summary: str = ""
+
+
+@dataclass
+class RunResult:
+    """The run directory, per-step outcomes and the results row that was written."""
+
+    name: str
+    dir: str
+    steps: list[StepOutcome] = field(default_factory=list)
+    results_path: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or None when it is missing or unreadable.
+
+    Bookkeeping files that do not parse count as absent, so a torn write only costs recomputation.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON through a temporary file and a rename.
+
+    Readers therefore see the old file or the new one, never a half-written one.
+    """
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def input_hash(inputs: dict[str, Any]) -> str:
+    """SHA-256 of the canonical (sorted-key) JSON of a step's inputs.
+
+    Equal inputs give equal hashes on any machine, which is what lets a re-run skip finished steps.
+    """
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RunLock:
+    """``<run>/.lock`` (pid + host) so two processes never work in one run directory.
+
+    A lock left by a killed process on this host is taken over; one from another host must be removed by hand.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / ".lock"
+        self.held = False
+
+    def __enter__(self) -> "RunLock":
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = read_json(self.path) or {}
+                if owner.get("host") == me["host"] and not _alive(int(owner.get("pid", -1))):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise HGCError(f"{self.path.parent}: in use by pid {owner.get('pid')} on {owner.get('host')} "
+                               f"(remove {self.path} if that run is dead)") from None
+            with os.fdopen(fd, "w") as handle:
+                json.dump(me, handle)
+            self.held = True
+            return self
+        raise HGCError(f"{self.path}: could not take the run lock")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def preflight(recipe: Recipe, checkpoint_path: str | None, device: str) -> tuple[str, str | None]:
+    """Everything that can fail before a file is written: inputs exist and load, devices and runtimes exist.
+
+    Returns (base checkpoint, teacher checkpoint or None); bad input never leaves a half-made run directory.
+    """
+    import torch
+
+    from compress.recipe import RUNTIMES
+    from compress.runtime import resolve_providers
+
+    base, teacher = check_inputs(recipe, checkpoint_path)
+    ckpt.load(base)
+    if teacher:
+        ckpt.load(teacher)
+    if not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
+        raise HGCError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    wants = ([f"--device {device}"] if device.startswith("cuda") else []) + \
+        [f"measure.runtimes {r}" for r in recipe.measure.runtimes if RUNTIMES[r][1] == "cuda"]
+    if wants and not torch.cuda.is_available():
+        raise HGCError(f"{recipe.source or 'recipe'}: {', '.join(wants)} needs CUDA, which this machine does not have")
+    for name in recipe.measure.runtimes:
+        kind, dev, provider, _ = RUNTIMES[name]
+        if kind == "onnx":
+            resolve_providers(provider, dev)
+    return base, teacher
+
+
+def _clear(step_dir: Path) -> None:
+    if step_dir.exists():
+        shutil.rmtree(step_dir)
+    step_dir.mkdir(parents=True)
+
+
+def _remove_stale_steps(run_dir: Path, keep: set[str]) -> None:
+    """Delete step directories a previous version of the recipe left (``NN-op`` not in ``keep``)."""
+    for child in run_dir.iterdir():
+        if child.is_dir() and re.fullmatch(r"\d\d-.+", child.name) and child.name not in keep:
+            shutil.rmtree(child)
+
+
+def _finished(step_dir: Path, digest: str, target: Path) -> dict[str, Any] | None:
+    """``done.json`` if it records ``digest`` and its output file still has the recorded sha256."""
+    done = read_json(step_dir / "done.json")
+    if not done or done.get("input_hash") != digest or not target.is_file():
+        return None
+    return done if sha256_file(target) == done.get("output_sha256") else None
+
+
+def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs", device: str = "cpu",
+               quick: bool = False, progress: bool = True, echo: Echo | None = None) -> RunResult:
+    """Run ``recipe`` from its base (or ``checkpoint``) into ``out/<name>/`` and write ``results.json``.
+
+    Unchanged steps are skipped, an interrupted step resumes from its last checkpoint; ``quick`` scales
+    training to 1 % (min 2 steps), evaluation to 32 samples and timing to 3 runs for smoke tests.
+    """
+    say = echo or (lambda _line: None)
+    base, teacher_path = preflight(recipe, checkpoint, device)
+    run_dir = Path(out) / recipe.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(name=recipe.name, dir=str(run_dir))
+    with RunLock(run_dir):
+        import yaml
+
+        write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+        names = [f"{i:02d}-{s.op}" for i, s in enumerate(recipe.steps)]
+        _remove_stale_steps(run_dir, set(names))
+        teacher_file = teacher_path or base
+        shared = {"code_version": ckpt.CODE_VERSION, "quick": quick, "data": recipe.train_data(),
+                  "teacher_sha256": sha256_file(teacher_file)}
+        teacher_cache: list[Any] = []
+
+        def load_teacher() -> Any:
+            if not teacher_cache:
+                teacher_cache.append(ckpt.load(teacher_file)[0])
+            return teacher_cache[0]
+
+        parent, parent_sha, records = base, sha256_file(base), []
+        for index, (step, name) in enumerate(zip(recipe.steps, names)):
+            inputs = {"parent_sha256": parent_sha, "op": step.op, "params": step.params.to_dict(), **shared}
+            outcome, done = _run_step(index, step, run_dir / name, inputs, parent, recipe, device, quick,
+                                      progress, load_teacher)
+            result.steps.append(outcome)
+            say(f"{name}: {outcome.summary}")
+            parent, parent_sha = str(run_dir / name / "model.pt"), done["output_sha256"]
+            records.append({"index": index, "op": step.op, "dir": name, "params": step.params.to_dict(),
+                            "input_hash": done["input_hash"], "output_sha256": parent_sha,
+                            "artifact": done.get("artifact"), "seconds": done.get("seconds"),
+                            "metrics": read_json(run_dir / name / "metrics.json") or {}})
+        artifact = str(run_dir / records[-1]["dir"] / records[-1]["artifact"]) \
+            if records and records[-1]["artifact"] else None
+        outcome, results = _finish(recipe, run_dir, parent, parent_sha, artifact, records, base, device, quick)
+        result.steps.append(outcome)
+        say(f"final: {outcome.summary}")
+        result.results_path, result.results = str(run_dir / "results.json"), results
+    return result
+
+
+def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], parent: str, recipe: Recipe,
+              device: str, quick: bool, progress: bool, load_teacher: Callable[[], Any]
+              ) -> tuple[StepOutcome, dict[str, Any]]:
+    """Skip, resume or run one step; returns its outcome and its ``done.json`` record."""
+    from compress.measure.cost import count_macs, count_params
+
+    digest = input_hash(inputs)
+    done = _finished(step_dir, digest, step_dir / "model.pt")
+    if done:
+        return StepOutcome(index, step.op, str(step_dir), "skipped", 0.0, "skipped (unchanged)"), done
+    attempt = read_json(step_dir / "attempt.json")
+    resume = bool(attempt and attempt.get("input_hash") == digest)
+    if not resume:
+        _clear(step_dir)
+    (step_dir / "done.json").unlink(missing_ok=True)
+    write_json(step_dir / "attempt.json", {"input_hash": digest, "inputs": inputs, "started": _now()})
+    started = time.perf_counter()
+    model, info = ckpt.load(parent)
+    lineage = [*info.lineage, {"op": step.op, "params": step.params.to_dict(), "parent_sha256": inputs["parent_sha256"]}]
+    meta = {k: v for k, v in info.meta.items() if k in ("dataset", "input_size")}
+    meta.update(recipe=recipe.name, recipe_step=index)
+    ctx = StepContext(step_dir=step_dir, data=recipe.train_data(), device=device, quick=quick, resume=resume,
+                      progress=progress, lineage=lineage, meta=meta, teacher_loader=load_teacher)
+    model = get_op(step.op, f"steps[{index}]").fn(model, step.params, ctx)
+    seconds = time.perf_counter() - started
+    ckpt.save(model, step_dir / "model.pt", meta=meta, lineage=lineage)
+    write_text(step_dir / "log.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in ctx.records))
+    size = model.config.input_size
+    metrics = {"op": step.op, "seconds": round(seconds, 3), "resumed": resume,
+               "params": count_params(model), "macs": count_macs(model, size), **ctx.metrics}
+    write_json(step_dir / "metrics.json", metrics)
+    done = {"input_hash": digest, "inputs": inputs, "output_sha256": sha256_file(step_dir / "model.pt"),
+            "artifact": ctx.artifact, "seconds": round(seconds, 3), "finished": _now()}
+    write_json(step_dir / "done.json", done)
+    for scratch in ctx.scratch_files:
+        scratch.unlink(missing_ok=True)
+    (step_dir / "attempt.json").unlink(missing_ok=True)
+    loss = f", loss {metrics['final_loss']:.3e}" if isinstance(metrics.get("final_loss"), float) else ""
+    status = "resumed" if resume else "ran"
+    summary = f"{'resumed from its last checkpoint, ' if resume else ''}done in {seconds:.1f}s" \
+              f" ({metrics['params']:,} params{loss})"
+    return StepOutcome(index, step.op, str(step_dir), status, seconds, summary), done
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _final_inputs(recipe: Recipe, model_sha: str, artifact: str | None, records: list[dict[str, Any]],
+                  device: str, quick: bool) -> dict[str, Any]:
+    """What the final stage depends on; ``--quick`` caps evaluation samples and timed runs."""
+    evaluate, measure = recipe.evaluate.to_dict(), recipe.measure.to_dict()
+    if quick:
+        evaluate["limit"] = min(evaluate["limit"] or QUICK_EVAL_LIMIT, QUICK_EVAL_LIMIT)
+        measure.update(runs=min(measure["runs"], QUICK_RUNS), warmup=min(measure["warmup"], QUICK_WARMUP))
+    return {"name": recipe.name, "recipe": recipe.to_dict(), "model_sha256": model_sha,
+            "artifact_sha256": sha256_file(artifact) if artifact else None,
+            "steps": [r["input_hash"] for r in records], "evaluate": evaluate, "measure": measure,
+            "eval_data": recipe.eval_data(), "device": device, "quick": quick,
+            "code_version": ckpt.CODE_VERSION}
+
+
+def _finish(recipe: Recipe, run_dir: Path, model_path: str, model_sha: str, artifact: str | None,
+            records: list[dict[str, Any]], base: str, device: str, quick: bool) -> tuple[StepOutcome, dict[str, Any]]:
+    """Export (unless the last step left an artifact), evaluate as exported, measure, write ``results.json``."""
+    final, results_path = run_dir / "final", run_dir / "results.json"
+    inputs = _final_inputs(recipe, model_sha, artifact, records, device, quick)
+    digest = input_hash(inputs)
+    if _finished(final, digest, results_path) and read_json(results_path):
+        return StepOutcome(len(records), "final", str(final), "skipped", 0.0, "skipped (unchanged)"), \
+            read_json(results_path) or {}
+    _clear(final)
+    started = time.perf_counter()
+    if artifact is None:
+        from compress.export import export_onnx
+
+        artifact = export_onnx(model_path, final / "model.onnx", dynamic_batch=True, data=recipe.eval_data()).path
+    row = _evaluate_and_measure(artifact, model_path, inputs, device)
+    results = {"format": RESULTS_FORMAT, "name": recipe.name, "recipe": recipe.to_dict(),
+               "recipe_file": recipe.source, "overrides": recipe.overrides, "base": base,
+               "base_sha256": sha256_file(base), "quick": quick, "device": device,
+               "steps": records, "artifact": {"path": os.path.relpath(artifact, run_dir),
+                                              "sha256": sha256_file(artifact)},
+               **row, "code_version": ckpt.CODE_VERSION, "created": _now()}
+    write_json(results_path, results)
+    seconds = time.perf_counter() - started
+    write_json(final / "done.json", {"input_hash": digest, "inputs": inputs, "finished": _now(),
+                                     "output_sha256": sha256_file(results_path), "seconds": round(seconds, 3)})
+    return StepOutcome(len(records), "final", str(final), "ran", seconds, _final_summary(results, run_dir)), results
+
+
+def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any], device: str) -> dict[str, Any]:
+    """PCKh of the artifact as exported, its cost and bytes, and latency per runtime and batch size."""
+    from compress.evaluate import evaluate
+    from compress.measure.bench import bench_models, model_cost
+    from compress.measure.machine import machine_info
+    from compress.measure.sizes import file_sizes
+    from compress.recipe import RUNTIMES
+    from compress.runtime import load_predictor
+
+    ev, ms = inputs["evaluate"], inputs["measure"]
+    predictor = load_predictor(artifact, device=_eval_device(artifact, device))
+    report = evaluate(predictor, inputs["eval_data"], limit=ev["limit"], flip=ev["flip"], batch_size=ev["batch_size"])
+    pckh = report.result.to_dict()
+    write_json(Path(artifact).parent / "eval.json", {"data": inputs["eval_data"], "samples": len(report.indices),
+                                                     **ev, **pckh})
+    cost, sizes = model_cost(artifact), file_sizes(artifact)
+    latency, notes, machine = [], [], machine_info()
+    for name in ms["runtimes"]:
+        kind, dev, provider, compiled = RUNTIMES[name]
+        if kind == "onnx" and not artifact.endswith(".onnx"):
+            notes.append(f"{name}: not timed, the artifact {os.path.basename(artifact)} is not an ONNX file")
+            continue
+        timed = artifact if kind == "onnx" else model_path
+        bench = bench_models([timed], batches=ms["batch"], runs=ms["runs"], warmup=ms["warmup"],
+                             threads=ms["threads"], device=dev, provider=provider if timed.endswith(".onnx") else None,
+                             compile=compiled)
+        machine = bench.machine
+        for row in bench.table.to_dict("records"):
+            latency.append({"runtime": name, "batch": int(row["batch"]), "timed": os.path.basename(timed),
+                            **{k: row[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "threads",
+                                                    "provider", "runs", "warmup")}})
+    return {"evaluate": {"data": inputs["eval_data"], "samples": len(report.indices), "runtime": predictor.runtime,
+                         "provider": predictor.provider, **ev},
+            "pckh": pckh, "pckh_mean": pckh["Mean"], "pckh01_mean": pckh["Mean@0.1"], "auc": pckh["AUC"],
+            "precision": cost["precision"], "params": cost["params"], "macs": cost["macs"],
+            "bytes": sizes["bytes"], "gzip_bytes": sizes["gzip_bytes"], "lzma_bytes": sizes["lzma_bytes"],
+            "latency": latency, "machine": machine, "lineage": cost.get("lineage", []), "notes": notes}
+
+
+def _eval_device(artifact: str, device: str) -> str:
+    """Where the artifact is scored: ``device``, except ONNX on CUDA without onnxruntime's CUDA provider → cpu.
+
+    Accuracy does not depend on the execution provider, and a CPU-only onnxruntime must not fail a GPU run.
+    """
+    if device == "cpu" or not artifact.endswith(".onnx"):
+        return device
+    import onnxruntime
+
+    return device if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+
+
+def _final_summary(results: dict[str, Any], run_dir: Path) -> str:
+    parts = [f"{results['artifact']['path']} ({results['bytes'] / 1e6:.2f} MB, {results['precision']})",
+             f"PCKh@0.5 {_num(results['pckh_mean'])} on {results['evaluate']['samples']} samples"]
+    for row in results["latency"][:1]:
+        parts.append(f"{row['runtime']} b{row['batch']} p50 {row['p50_ms']:.2f} ms")
+    return ", ".join(parts) + f" → {run_dir / 'results.json'}"
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,68 @@
+"""The ``finetune`` recipe op: continue training the current model, optionally distilled from the teacher.
+
+It is the one training loop (``compress.train.train``) with a resumable checkpoint in the step
+directory, so a killed run continues bit-for-bit from its last periodic checkpoint.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compress.steps import Params, StepContext, bounded, choice, items, option, register_step
+from compress.train import OPTIMIZERS, TrainConfig, train
+
+
+@dataclass
+class DistillParams(Params):
+    """FPD distillation against the recipe's teacher: alpha · MSE(student, teacher) + (1 − alpha) · MSE(student, gt)."""
+
+    alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
+
+
+@dataclass
+class FinetuneParams(Params):
+    """Training hyper-parameters of one fine-tuning phase (``compress.train.TrainConfig`` fields)."""
+
+    steps: int = bounded(1000, 1, doc="optimizer steps (×0.01, min 2, under --quick)")
+    batch_size: int = bounded(16, 1, doc="images per step")
+    lr: float = bounded(2.5e-4, 0.0, doc="learning rate")
+    optimizer: str = choice("adam", OPTIMIZERS, "optimizer")
+    lr_milestones: list[float] = items(lambda: [0.75, 0.9], "fractions of the run where lr drops",
+                                       low=0.0, high=1.0)
+    lr_gamma: float = bounded(0.1, 0.0, 1.0, doc="lr factor at each milestone")
+    sigma: float = bounded(1.0, 0.0, doc="heatmap Gaussian sigma (heatmap pixels)")
+    seed: int = bounded(0, 0, doc="sample stream and augmentation seed")
+    checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
+    distill: DistillParams | None = option(None, "distil from the teacher: {alpha: 0.5}")
+
+    def check(self) -> None:
+        self.train_config(self.steps, "cpu")  # TrainConfig's own rules (e.g. milestones strictly inside (0, 1))
+
+    def train_config(self, steps: int, device: str) -> TrainConfig:
+        """The ``TrainConfig`` of this phase, run for ``steps`` steps on ``device``.
+
+        ``check`` builds one too, so training's own rules are enforced while the recipe is validated.
+        """
+        return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                           lr_milestones=list(self.lr_milestones), lr_gamma=self.lr_gamma, sigma=self.sigma,
+                           seed=self.seed, checkpoint_every=self.checkpoint_every,
+                           distill_alpha=self.distill.alpha if self.distill else 0.5, device=device)
+
+
+@register_step("finetune", FinetuneParams)
+def finetune(model: Any, params: FinetuneParams, ctx: StepContext) -> Any:
+    """Continue training the model for N steps (FPD-distilled from the teacher with ``distill``)."""
+    cfg = params.train_config(ctx.scaled(params.steps), ctx.device)
+    work = ctx.scratch("train.pt")
+    ctx.scratch("train.pt.state")
+    resume = ctx.resume and work.is_file() and work.with_name("train.pt.state").is_file()
+    teacher = ctx.teacher() if params.distill else None
+    result = train(model, ctx.data, cfg, str(work), resume=resume, teacher=teacher, meta=ctx.meta,
+                   lineage=ctx.lineage, progress=ctx.progress)
+    for record in result.history:
+        ctx.log(record)
+    last = result.history[-1] if result.history else {}
+    ctx.metrics.update(steps=cfg.steps, resumed=resume,
+                       final_loss=last.get("loss"), distill_alpha=params.distill.alpha if params.distill else None)
+    return model
+

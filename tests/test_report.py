@@ -1,0 +1,122 @@
+"""Reports: table with ratios and fronts, max-drop picks, runtime choice, plots and self-contained HTML; bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from compress.errors import HGCError
+from compress.pareto import pareto_front
+from compress.report import build_report, results_table, short_label
+
+# name, steps, PCKh, MB, onnxruntime-cpu ms, torch-cpu ms
+RUNS = [("baseline", 0, 86.0, 10.0, 20.0, 30.0),
+        ("distill-finetune", 1, 86.4, 9.9, 20.5, 30.0),
+        ("prune50", 2, 85.3, 5.2, 11.0, 15.0),
+        ("prune70", 2, 82.0, 3.1, 7.5, 9.0),
+        ("prune50-int8", 3, 84.9, 1.4, 6.0, 15.0),
+        ("dws-swap", 1, 83.0, 6.0, 14.0, 12.0)]
+
+
+def _results(name: str, n_steps: int, pckh: float, mb: float, ort: float, torch_ms: float) -> dict:
+    latency = [{"runtime": rt, "batch": b, "p50_ms": ms * b ** 0.8, "p90_ms": ms * b ** 0.8 * 1.1, "threads": 2}
+               for rt, ms in (("onnxruntime-cpu", ort), ("torch-cpu", torch_ms)) for b in (1, 8)]
+    return {"format": "hgc-results/1", "name": name, "steps": [{"op": "finetune"}] * n_steps, "precision": "fp32",
+            "pckh_mean": pckh, "pckh01_mean": pckh / 3, "auc": pckh * 0.6, "pckh": {"Head": 95.0, "Mean": pckh},
+            "params": int(mb * 250_000), "macs": int(mb * 4e8), "bytes": int(mb * 1e6), "gzip_bytes": int(mb * 9e5),
+            "lzma_bytes": int(mb * 8.5e5), "latency": latency, "quick": False, "evaluate": {"samples": 2000},
+            "machine": {"cpu": "Test CPU"}, "artifact": {"path": "final/model.onnx"}}
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    for run in RUNS:
+        (tmp_path / "runs" / run[0]).mkdir(parents=True)
+        (tmp_path / "runs" / run[0] / "results.json").write_text(json.dumps(_results(*run)))
+    return tmp_path / "runs"
+
+
+def test_report_files_table_fronts_and_picks(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    rep = build_report([str(runs)], str(out), max_drop=1.0)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["results.csv", "report.md", "report.html", "pckh_vs_latency.png", "pckh_vs_latency.svg",
+         "pckh_vs_size.png", "pckh_vs_size.svg"])
+    assert rep.baseline == "baseline" and rep.latency == "p50_ms:onnxruntime-cpu:b1"
+    table = rep.table.set_index("run")
+    assert table.loc["prune50", "x_smaller"] == pytest.approx(10.0 / 5.2)
+    assert table.loc["prune50", "x_faster"] == pytest.approx(20.0 / 11.0)
+    assert table.loc["prune70", "d_pckh"] == pytest.approx(-4.0)
+    expected = pareto_front(rep.table, maximize="pckh", minimize="latency_ms")
+    assert list(rep.table.front_latency) == expected
+    assert table.loc["prune50-int8", "front"] == "latency, size" and table.loc["baseline", "front"] == "latency"
+    assert table.loc["dws-swap", "front"] == ""
+    assert rep.smallest == "prune50" and rep.fastest == "prune50"  # prune50-int8 (84.9) lies just outside
+    assert rep.table.run.iloc[0] == "baseline"
+    csv = pd.read_csv(out / "results.csv")
+    assert len(csv) == len(RUNS) and {"front", "x_smaller", "x_faster", "d_pckh"} <= set(csv.columns)
+    md = (out / "report.md").read_text()
+    assert "| run | steps |" in md and "**smallest**: `prune50`" in md and "pckh_vs_size.png" in md
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and 'src="http' not in page and "<table" in page
+    assert (out / "pckh_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in (out / "pckh_vs_size.svg").read_text()
+
+
+def test_max_drop_runtime_batch_and_baseline_choices(runs: Path, tmp_path: Path) -> None:
+    tight = build_report([str(runs)], str(tmp_path / "a"), max_drop=0.5)
+    assert tight.smallest == "distill-finetune" and tight.fastest == "baseline"
+    loose = build_report([str(runs)], str(tmp_path / "a"), max_drop=1.2)
+    assert loose.smallest == "prune50-int8" and loose.fastest == "prune50-int8"
+    torch_rep = build_report([str(runs)], str(tmp_path / "b"), max_drop=5.0, runtime="torch-cpu", batch=8)
+    assert torch_rep.latency == "p50_ms:torch-cpu:b8" and torch_rep.fastest == "prune70"
+    assert torch_rep.table.set_index("run").loc["dws-swap", "front_latency"]
+    other = build_report([str(runs)], str(tmp_path / "c"), baseline="prune50")
+    assert other.baseline == "prune50" and other.table.set_index("run").loc["prune50", "x_smaller"] == 1.0
+    with pytest.raises(HGCError, match="--runtime onnxruntime-cuda: no run was timed with it"):
+        build_report([str(runs)], str(tmp_path / "d"), runtime="onnxruntime-cuda")
+    with pytest.raises(HGCError, match="--batch 4: torch-cpu was timed at batch 1, 8"):
+        build_report([str(runs)], str(tmp_path / "d"), runtime="torch-cpu", batch=4)
+    with pytest.raises(HGCError, match="--baseline nope: no such run"):
+        build_report([str(runs)], str(tmp_path / "d"), baseline="nope")
+    assert not (tmp_path / "d").exists()
+
+
+def test_without_a_baseline_ratios_are_blank(runs: Path, tmp_path: Path) -> None:
+    for name in ("baseline", "distill-finetune"):
+        (runs / name / "results.json").unlink()
+    rep = build_report([str(runs)], str(tmp_path / "r"), max_drop=1.0)
+    assert rep.baseline is None and rep.table.x_smaller.isna().all()
+    assert rep.smallest == "prune50-int8"  # within 1.0 of the best run (prune50, 85.3)
+    assert "No baseline run" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_bad_input_is_one_error_and_nothing_is_written(runs: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(HGCError, match="no results.json found under"):
+        build_report([str(empty)], str(out))
+    with pytest.raises(HGCError, match="no such file or directory"):
+        build_report([str(tmp_path / "missing")], str(out))
+    broken = runs / "prune70" / "results.json"
+    broken.write_text('{"format": "hgc-results/1", "name": ')
+    with pytest.raises(HGCError, match=f"{broken}: corrupt results file"):
+        build_report([str(runs)], str(out))
+    broken.write_text(json.dumps({**_results(*RUNS[3]), "bytes": "many"}))
+    with pytest.raises(HGCError, match=f"{broken}: corrupt results file: 'bytes'"):
+        build_report([str(runs)], str(out))
+    broken.write_text(json.dumps({"rows": []}))
+    with pytest.raises(HGCError, match="not an hgc results file"):
+        build_report([str(runs)], str(out))
+    broken.write_text(json.dumps(_results(*RUNS[2])))  # a second copy of prune50
+    with pytest.raises(HGCError, match="run 'prune50' appears twice"):
+        results_table([str(runs)])
+    assert not out.exists()
+
+
+def test_short_labels_keep_the_swept_values() -> None:
+    assert short_label("ft@steps.0.finetune.steps=10,steps.0.finetune.lr=0.001") == "ft@steps=10,lr=0.001"
+    assert short_label("baseline") == "baseline" and short_label("ft@1a2b3c4d") == "ft@1a2b3c4d"
