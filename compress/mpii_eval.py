@@ -16,7 +16,6 @@ Layouts (checked against ``../shared/mpii`` and the public eval_PCKh scripts):
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +24,7 @@ import scipy.io
 
 from .data.skeleton import NUM_JOINTS
 from .errors import HGCError
+from .io import atomic_path
 from .metrics import PCKhResult, evaluate_predictions
 
 SC_BIAS = 0.6
@@ -60,19 +60,8 @@ def write_preds_mat(path: str | os.PathLike, preds: np.ndarray, zero_based: bool
         raise HGCError(f"{path}: predictions must have shape (N, {NUM_JOINTS}, 2), got {arr.shape}")
     if zero_based:
         arr = arr + 1.0
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            scipy.io.savemat(fh, {"preds": arr}, do_compression=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        scipy.io.savemat(str(tmp), {"preds": arr}, do_compression=False)
 
 
 def _load_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:

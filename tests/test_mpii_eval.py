@@ -55,6 +55,9 @@ def test_stored_pos_pred_src_matches_independent_recomputation(capsys):
 def test_write_then_score_round_trip(tmp_path):
     gt = read_gt_mat(GT)
     path = tmp_path / "out" / "preds.mat"
+    with pytest.raises(HGCError, match="does not exist"):
+        write_preds_mat(path, gt.joints - 1.0)
+    path.parent.mkdir()
     write_preds_mat(path, gt.joints - 1.0)  # 0-based sample coordinates in
     raw = scipy.io.loadmat(str(path))["preds"]
     assert raw.shape == (2958, 16, 2) and np.array_equal(raw, gt.joints)  # 1-based N×16×2 out

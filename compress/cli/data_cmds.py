@@ -15,13 +15,14 @@ def _data(p: argparse.ArgumentParser) -> None:
     preview.add_argument("--cols", type=int, default=8)
     preview.add_argument("--size", type=int, default=128, help="synthetic image size")
     preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--cell", type=int, default=192, help="tile size in pixels")
     preview.add_argument("-o", "--out", required=True, help="PNG path")
 
     def run(a: argparse.Namespace) -> int:
         from compress.data.dataset import open_source
         from compress.data.preview import save_preview
 
-        path = save_preview(open_source(a.data, size=a.size, seed=a.seed), a.n, a.out, cols=a.cols)
+        path = save_preview(open_source(a.data, size=a.size, seed=a.seed), a.n, a.out, cols=a.cols, cell=a.cell)
         print(f"wrote {path} ({a.n} samples of {a.data})")
         return 0
 

@@ -8,7 +8,6 @@ not annotated (``visible == 0``) and limbs touching them are omitted.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import numpy as np
 from . import transforms as T
 from .sample import Sample
 from .skeleton import JOINT_NAMES, LIMBS
+from ..errors import HGCError
+from ..io import atomic_path
 
 RIGHT_COLOR = (240, 40, 40)
 LEFT_COLOR = (40, 120, 255)
@@ -84,14 +85,7 @@ def save_preview(dataset: Any, n: int, path: str | os.PathLike, cols: int = 8, c
     path = Path(path)
     ok, data = cv2.imencode(".png", cv2.cvtColor(preview_grid(dataset, n, cols, cell), cv2.COLOR_RGB2BGR))
     if not ok:
-        raise OSError(f"could not encode the preview grid for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise HGCError(f"{path}: could not encode the preview grid as PNG")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
     return path

@@ -110,6 +110,7 @@ def test_preview_grid_and_png(tmp_path):
     ds = SyntheticPose("val", size=64)
     grid = preview_grid(ds, 5, cols=3, cell=48)
     assert grid.shape == (2 * 48 + 2, 3 * 48 + 4, 3) and grid.dtype == np.uint8
+    (tmp_path / "sub").mkdir()
     path = save_preview(ds, 3, tmp_path / "sub" / "grid.png", cols=2, cell=32)
     img = cv2.imread(str(path))
     assert img is not None and img.shape == (2 * 32 + 2, 2 * 32 + 2, 3)
