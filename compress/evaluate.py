@@ -27,6 +27,7 @@ class EvalReport:
     preds: np.ndarray  # (N, 16, 2)
     indices: np.ndarray  # (N,) sample indices in the source
     data: str
+    skipped: int = 0  # records left out by skip_bad (unreadable or missing images)
 
 
 def flip_averaged(predict: Predictor, input_width: int) -> Predictor:
@@ -71,7 +72,8 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
             heads.append(float(item["head_size"]))
             indices.append(item["index"])
     result = evaluate_predictions(np.stack(preds), np.stack(gts), np.stack(visible), np.asarray(heads))
-    return EvalReport(result=result, preds=np.stack(preds), indices=np.asarray(indices), data=data)
+    return EvalReport(result=result, preds=np.stack(preds), indices=np.asarray(indices), data=data,
+                      skipped=len(getattr(source, "skipped", ())))
 
 
 def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool = False, device: str = "cpu",

@@ -115,11 +115,12 @@ def state_path(out: str) -> str:
 def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
           teacher: nn.Module | None = None, extra_loss: ExtraLoss | None = None, val_data: str | None = None,
           meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, skip_bad: bool = False) -> TrainResult:
     """Train ``model`` on ``data`` for ``cfg.steps`` steps, writing an hgc checkpoint to ``out``.
 
     With ``teacher`` the loss is FPD distillation; ``resume`` continues from ``out``'s saved state.
-    A non-finite loss stops the run with an error that names the last good checkpoint.
+    A non-finite loss stops the run with an error that names the last good checkpoint; ``skip_bad``
+    skips (and counts) unreadable MPII images instead of failing.
     """
     from compress.evaluate import evaluate
 
@@ -127,7 +128,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     mc = model.config
-    source = open_source(data, size=mc.input_size, seed=cfg.seed)
+    source = open_source(data, size=mc.input_size, seed=cfg.seed, skip_bad=skip_bad)
     dataset = PoseDataset(source, mc.input_size, mc.heatmap_size, cfg.sigma, train=True, seed=cfg.seed)
     model.to(device).train()
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -242,9 +243,10 @@ def _progress(enabled: bool, start: int, total: int) -> Any:
 
 
 def train_new(config: HourglassConfig, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
-              val_data: str | None = None, progress: bool = True) -> TrainResult:
+              val_data: str | None = None, progress: bool = True, skip_bad: bool = False) -> TrainResult:
     """Build a fresh model from ``config`` (initialised from ``cfg.seed``) and train it: ``hgc train``."""
     torch.manual_seed(cfg.seed)
     model = StackedHourglass(config)
     lineage = [{"op": "train", "params": {"data": data, **dataclasses.asdict(cfg)}, "parent_sha256": None}]
-    return train(model, data, cfg, out, resume=resume, val_data=val_data, lineage=lineage, progress=progress)
+    return train(model, data, cfg, out, resume=resume, val_data=val_data, lineage=lineage, progress=progress,
+                 skip_bad=skip_bad)

@@ -42,6 +42,7 @@ def _train(p: argparse.ArgumentParser) -> None:
     t.add_argument("--device", default="cpu")
     t.add_argument("--resume", action="store_true", help="continue from --out's saved state")
     t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable images")
 
     def run(a: argparse.Namespace) -> int:
         from compress.nets.config import HourglassConfig
@@ -56,7 +57,7 @@ def _train(p: argparse.ArgumentParser) -> None:
                           val_every=a.val_every, val_samples=a.val_samples, checkpoint_every=a.checkpoint_every,
                           device=a.device)
         result = train_new(config, a.data, cfg, a.out, resume=a.resume, val_data=a.val_data,
-                           progress=not a.no_progress)
+                           progress=not a.no_progress, skip_bad=a.skip_bad)
         last = result.history[-1] if result.history else {}
         print(f"wrote {result.path} (step {result.step}, loss {last.get('loss', float('nan')):.3e})")
         return 0
@@ -82,10 +83,11 @@ def _eval(p: argparse.ArgumentParser) -> None:
         report = evaluate_file(a.model, a.data, limit=a.limit, flip=a.flip, device=a.device,
                                batch_size=a.batch_size, skip_bad=a.skip_bad, preds_out=a.preds)
         if a.json:
-            print(json.dumps({"model": a.model, "data": a.data, "samples": len(report.indices),
+            print(json.dumps({"model": a.model, "data": a.data, "samples": len(report.indices), "skipped": report.skipped,
                               **report.result.to_dict()}, indent=2))
         else:
-            print(f"{a.model} on {a.data} ({len(report.indices)} samples)")
+            skipped = f", {report.skipped} skipped as unreadable" if report.skipped else ""
+            print(f"{a.model} on {a.data} ({len(report.indices)} samples{skipped})")
             print(report.result.format_table())
         return 0
 

@@ -91,3 +91,23 @@ def test_nonexistent_image_path(tmp_path: Path, capsys: pytest.CaptureFixture, m
     capsys.readouterr()
     assert main(["eval", str(ckpt), "--data", f"mpii:{mpii_dir / 'valid.h5'}:{tmp_path / 'no_images'}"]) == 2
     assert "no_images" in _error_line(capsys)
+
+
+def test_skip_bad_counts_unreadable_images(tmp_path: Path, capsys: pytest.CaptureFixture, mpii_dir: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    import cv2
+    import numpy as np
+
+    with h5py.File(mpii_dir / "valid.h5", "r") as f:
+        names = sorted({n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][:3]})
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in names:
+        cv2.imwrite(str(images / name), np.full((96, 128, 3), 90, np.uint8))
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    ckpt = tmp_path / "t.pt"
+    assert main(["train", "--steps", "1", "--out", str(ckpt), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(ckpt), "--data", f"mpii:{mpii_dir / 'valid.h5'}:{images}", "--skip-bad", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["samples"] >= 3 and data["skipped"] == 2958 - data["samples"]
