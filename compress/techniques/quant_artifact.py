@@ -1,0 +1,392 @@
+"""A quantized artifact: its report, its metadata, and what onnxruntime really runs of it.
+
+``QuantReport`` records settings, which nodes stayed fp32 and why, sizes and scores; ``write_artifact``
+saves a converted graph with the float file's hgc.* metadata plus ``hgc.quantization``.
+
+A QDQ file only *asks* for int8: onnxruntime's graph transformers (ORT_ENABLE_ALL) fuse a
+DequantizeLinear → Conv → QuantizeLinear group into one ``QLinearConv`` kernel where a kernel exists,
+and otherwise run the float operator between the Q/DQ nodes. Counting nodes of the *saved optimized
+graph* (``optimized_model_filepath``) is therefore the only honest count of int8 convolutions.
+
+Data types are propagated through the optimized graph: QuantizeLinear and the ``QLinear*`` kernels produce
+8-bit tensors, DequantizeLinear float ones, data-movement ops (MaxPool, Resize, Transpose, …) keep the type
+of their input. A node is "int8" when its data input is 8-bit, "float" otherwise.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from compress.errors import HGCError
+from compress.io import atomic_path
+
+INT8_CONV_OPS = ("QLinearConv", "ConvInteger")
+NORM_CONV_SUFFIX = ".bn_as_conv"  # BatchNorms rewritten as depthwise 1×1 convs carry this in their node name
+FLOAT_CONV_OPS = ("Conv", "FusedConv", "ConvTranspose", "NhwcFusedConv")
+QLINEAR_PREFIX = "QLinear"
+KEEPS_TYPE = {"MaxPool", "NhwcMaxPool", "Resize", "Upsample", "Transpose", "Reshape", "Unsqueeze", "Squeeze",
+              "Flatten", "Identity", "Slice", "Split", "Concat", "Pad", "Gather", "ReorderInput", "ReorderOutput",
+              "AveragePool"}
+BOOKKEEPING = {"QuantizeLinear", "DequantizeLinear", "Cast", "Transpose", "ReorderInput", "ReorderOutput",
+               "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Shape", "Constant"}
+# Why onnxruntime's CPU provider leaves an op type in float (README §Quantization explains them).
+WHY_FLOAT = {
+    "BatchNormalization": "pre-activation norm after a residual Add (norms_as_conv off): no conv precedes it "
+                          "to fold into, and the CPU provider has no int8 BatchNormalization kernel",
+    "ConvTranspose": "the CPU provider has no int8 ConvTranspose kernel (runs DQ → float → Q)",
+    "Resize": "no 8-bit Resize input here (its input was not quantized)",
+    "Add": "its inputs were not both quantized (no QLinearAdd)",
+    "Conv": "kept fp32 (exclude / sensitivity), or it consumes the float output of a layer kept fp32",
+    "FusedConv": "float Conv fused with its activation: kept fp32, or fed by a layer kept fp32",
+    "Concat": "one of its inputs is the float output of a layer kept fp32",
+    "GroupNormalization": "no int8 GroupNormalization kernel",
+    "InstanceNormalization": "no int8 InstanceNormalization kernel",
+    "Sub": "input normalisation inside the graph runs on the float image",
+    "Mul": "input normalisation inside the graph runs on the float image",
+}
+
+
+@dataclass
+class KernelCount:
+    """Kernels of an optimized graph: int8 and float convolutions, every other op by data type.
+
+    Conv counts are of conv *layers*; BatchNorms rewritten as depthwise convs are counted apart
+    (``*_norm_convs``). In a float graph onnxruntime's NCHWc transformer turns BatchNorms into convs
+    itself, so there ``float_convs`` can exceed the number of conv layers.
+    """
+
+    int8_convs: int = 0
+    float_convs: int = 0
+    qdq_float_convs: int = 0
+    int8_norm_convs: int = 0
+    float_norm_convs: int = 0
+    int8_ops: dict[str, int] = field(default_factory=dict)
+    float_ops: dict[str, int] = field(default_factory=dict)
+    conversions: dict[str, int] = field(default_factory=dict)
+    fp16_ops: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able counts plus, for each float op type, why it stayed float."""
+        why = {op: WHY_FLOAT[op] for op in self.float_ops if op in WHY_FLOAT}
+        return {"int8_convs": self.int8_convs, "float_convs": self.float_convs,
+                "qdq_float_convs": self.qdq_float_convs, "int8_norm_convs": self.int8_norm_convs,
+                "float_norm_convs": self.float_norm_convs, "int8_ops": dict(self.int8_ops),
+                "float_ops": dict(self.float_ops), "fp16_ops": dict(self.fp16_ops),
+                "conversions": dict(self.conversions), "why_float": why}
+
+
+def optimized_graph(onnx_path: str, provider: str = "CPUExecutionProvider", threads: int = 1) -> Any:
+    """The ``ModelProto`` onnxruntime runs for ``onnx_path`` at ORT_ENABLE_ALL on ``provider``.
+
+    The optimized file is written to a temporary directory and read back; nothing stays behind.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from compress.runtime import session_options
+
+    with tempfile.TemporaryDirectory(prefix="hgc-ortopt-") as tmp:
+        options = session_options(threads)
+        options.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        try:
+            session = ort.InferenceSession(onnx_path, sess_options=options, providers=[provider])
+        except Exception as exc:  # onnxruntime's own exception classes
+            raise HGCError(f"{onnx_path}: onnxruntime cannot load it: {str(exc).strip().splitlines()[0]}") from None
+        del session
+        return onnx.load(options.optimized_model_filepath)
+
+
+def _elem_types(proto: Any) -> dict[str, str]:
+    """Tensor name → 'q' (8-bit), 'h' (16-bit float), 'f' (float/other) by forward propagation."""
+    from onnx import TensorProto
+
+    def kind(elem: int) -> str:
+        if elem in (TensorProto.UINT8, TensorProto.INT8):
+            return "q"
+        return "h" if elem in (TensorProto.FLOAT16, TensorProto.BFLOAT16) else "f"
+
+    types = {t.name: kind(t.data_type) for t in proto.graph.initializer}
+    types.update({v.name: kind(v.type.tensor_type.elem_type) for v in proto.graph.input})
+    for node in proto.graph.node:
+        first = types.get(node.input[0], "f") if node.input else "f"
+        if node.op_type == "QuantizeLinear" or node.op_type.startswith(QLINEAR_PREFIX) \
+                or node.op_type == "DynamicQuantizeLinear":
+            out = "q"
+        elif node.op_type == "DequantizeLinear":
+            out = "f"
+        elif node.op_type == "Cast":
+            to = next((a.i for a in node.attribute if a.name == "to"), TensorProto.FLOAT)
+            out = kind(to)
+        elif node.op_type in KEEPS_TYPE:
+            out = first
+        else:
+            out = "h" if first == "h" else "f"
+        for name in node.output:
+            types[name] = out
+    return types
+
+
+def count_kernels(proto: Any) -> KernelCount:
+    """Count the kernels of an optimized graph by data type (module docstring: how)."""
+    types = _elem_types(proto)
+    producers = {out: node.op_type for node in proto.graph.node for out in node.output}
+    counts: dict[str, collections.Counter] = {k: collections.Counter() for k in ("q", "f", "h", "conv")}
+    result = KernelCount()
+    for node in proto.graph.node:
+        op = node.op_type
+        data = types.get(node.input[0], "f") if node.input else "f"
+        norm = NORM_CONV_SUFFIX in node.name
+        if op in INT8_CONV_OPS:
+            result.int8_norm_convs += norm
+            result.int8_convs += not norm
+        elif op in FLOAT_CONV_OPS:
+            result.float_norm_convs += norm
+            result.float_convs += not norm
+            if producers.get(node.input[0]) == "DequantizeLinear":
+                result.qdq_float_convs += 1
+        if op in BOOKKEEPING:
+            counts["conv"][op] += 1
+        elif op.startswith(QLINEAR_PREFIX) or data == "q":
+            counts["q"][op] += 1
+        elif data == "h":
+            counts["h"][op] += 1
+        else:
+            counts["f"][op] += 1
+    result.int8_ops = dict(sorted(counts["q"].items()))
+    result.float_ops = dict(sorted(counts["f"].items()))
+    result.fp16_ops = dict(sorted(counts["h"].items()))
+    result.conversions = dict(sorted(counts["conv"].items()))
+    return result
+
+
+def runtime_kernels(onnx_path: str, provider: str = "CPUExecutionProvider", threads: int = 1) -> KernelCount:
+    """Kernel counts of ``onnx_path`` as onnxruntime optimizes it for ``provider``.
+
+    Fused int8 kernels keep the node name (so BatchNorm convs are told apart by ``NORM_CONV_SUFFIX``); the
+    float NCHWc kernels are renamed, so float BatchNorm convs = those in the file − the int8 ones.
+    """
+    import onnx
+
+    counts = count_kernels(optimized_graph(onnx_path, provider, threads))
+    in_file = sum(NORM_CONV_SUFFIX in n.name for n in onnx.load(onnx_path, load_external_data=False).graph.node)
+    moved = max(0, in_file - counts.int8_norm_convs - counts.float_norm_convs)
+    counts.float_norm_convs += min(moved, counts.float_convs)
+    counts.float_convs -= min(moved, counts.float_convs)
+    return counts
+
+
+def conv_layers(proto: Any) -> list[tuple[str, str]]:
+    """(node name, layer name) of every Conv/ConvTranspose of a float graph, in graph order.
+
+    The layer name is the weight initializer's name without ``.weight`` (the PyTorch module path the
+    exporter keeps, e.g. ``stacks.0.hourglass.skip.0.conv2``), else the node name.
+    """
+    inits = {t.name for t in proto.graph.initializer}
+    layers = []
+    for node in proto.graph.node:
+        if node.op_type in ("Conv", "ConvTranspose"):
+            weight = node.input[1] if len(node.input) > 1 else ""
+            layer = weight[:-len(".weight")] if weight in inits and weight.endswith(".weight") else node.name
+            layers.append((node.name, layer))
+    return layers
+
+
+@dataclass
+class QuantReport:
+    """What a conversion did: settings, which nodes stayed fp32 and why, kernels onnxruntime really runs."""
+
+    precision: str
+    path: str = ""
+    calibration: str | None = None
+    calibration_images: int = 0
+    calibration_data: str = ""
+    per_channel: bool | None = None
+    activation_type: str | None = None
+    weight_type: str | None = None
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    kernels: dict[str, Any] = field(default_factory=dict)
+    conv_layers: int = 0
+    bytes_fp32: int = 0
+    bytes: int = 0
+    pckh_fp32: float | None = None
+    pckh: float | None = None
+    heatmap_mse: float | None = None
+    max_abs_diff: float | None = None
+    scored_images: int = 0
+    sensitivity: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def int8_convs(self) -> int:
+        """Convolutions that run as int8 kernels in onnxruntime's optimized graph."""
+        return int(self.kernels.get("int8_convs", 0))
+
+    @property
+    def size_ratio(self) -> float | None:
+        """fp32 bytes / these bytes (> 1: smaller)."""
+        return round(self.bytes_fp32 / self.bytes, 3) if self.bytes else None
+
+    @property
+    def pckh_drop(self) -> float | None:
+        """PCKh@0.5 points lost against the float file on the scored crops (None when nothing was scored)."""
+        return None if self.pckh is None or self.pckh_fp32 is None else round(self.pckh_fp32 - self.pckh, 4)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (the artifact's ``hgc.quantization`` metadata and the step's metrics)."""
+        return {**asdict(self), "int8_convs": self.int8_convs, "size_ratio": self.size_ratio,
+                "pckh_drop": self.pckh_drop}
+
+
+def write_artifact(proto: Any, out: str, source: str, report: QuantReport, params: dict[str, Any],
+                   parent_sha256: str, io_dtype: str | None = None) -> None:
+    """Save ``proto`` atomically at ``out`` with ``source``'s hgc.* metadata, lineage and ``hgc.quantization``.
+
+    The float file's accuracy and parity entries are replaced (they describe the float graph); ``io_dtype`` rewrites the
+    dtype of the recorded input/output spec (fp16 files without fp32 I/O).
+    """
+    import onnx
+
+    src = onnx.load(source, load_external_data=False)
+    props = {p.key: p.value for p in src.metadata_props if p.key.startswith("hgc.")}
+    lineage = json.loads(props.get("hgc.lineage", "[]"))
+    step = {"op": "quantize-onnx", "params": {"precision": report.precision, **params},
+            "parent_sha256": parent_sha256}
+    props["hgc.lineage"] = json.dumps([*lineage, step], sort_keys=True)
+    entry = report.to_dict()
+    if entry["sensitivity"]:  # the full per-layer ranking lives in the step log; the file keeps the top 5
+        ranking = entry["sensitivity"].pop("ranking", [])
+        entry["sensitivity"]["most_sensitive"] = ranking[:5]
+    props["hgc.quantization"] = json.dumps(entry, sort_keys=True, default=str)
+    props.pop("hgc.accuracy", None)
+    props.pop("hgc.parity", None)  # both scored the float graph; the converted one is compared below
+    if report.max_abs_diff is not None:
+        props["hgc.parity"] = json.dumps({"reference": "the float export of the same network",
+                                          "max_abs_diff": report.max_abs_diff, "heatmap_mse": report.heatmap_mse,
+                                          "images": report.scored_images,
+                                          "runtime": "onnxruntime CPUExecutionProvider"}, sort_keys=True)
+    if io_dtype:
+        for key in ("hgc.input", "hgc.output"):
+            if key in props:
+                props[key] = json.dumps({**json.loads(props[key]), "dtype": io_dtype}, sort_keys=True)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, props)
+    proto.doc_string = src.doc_string
+    with atomic_path(out) as tmp:
+        onnx.save_model(proto, str(tmp))
+
+
+def match_nodes(patterns: list[str], layers: list[tuple[str, str]], nodes: list[str]) -> dict[str, str]:
+    """Node name → the first pattern that names it (fnmatch on conv layer names and on node names).
+
+    A pattern that matches nothing is an error, so a typo never silently quantizes a layer meant to stay fp32.
+    """
+    import fnmatch
+
+    hits: dict[str, str] = {}
+    for pattern in patterns:
+        found = [node for node, layer in layers if fnmatch.fnmatchcase(layer, pattern)]
+        found += [node for node in nodes if fnmatch.fnmatchcase(node, pattern)]
+        if not found:
+            example = layers[0][1] if layers else "?"
+            raise HGCError(f"exclude: pattern {pattern!r} matches no node or conv layer (layers look like {example!r})")
+        for node in found:
+            hits.setdefault(node, pattern)
+    return hits
+
+
+def compact_qdq(proto: Any) -> dict[str, int]:
+    """Shrink a QDQ graph's bookkeeping in place; returns what was removed. The arithmetic is unchanged.
+
+    onnxruntime's quantizer spells every tensor out (``stacks.1.hourglass.….conv3.weight_DequantizeLinear_Output``),
+    writes all-zero zero points for int8 weights and int32 biases (per channel), and keeps shape
+    annotations: on a 1.7 M-parameter hourglass that is ~0.2 MB beside 1.7 MB of int8 weights. Here the
+    all-zero weight/bias zero points are dropped (0 is the default), tensors get short names (graph I/O
+    and conv weights keep theirs: ``<layer>.weight``), Q/DQ nodes get short names (conv nodes keep theirs,
+    which the report maps to layers) and shape annotations go.
+    """
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    dropped = 0
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[0] in inits \
+                and node.input[2] in inits and not numpy_helper.to_array(inits[node.input[2]]).any() \
+                and inits[node.input[2]].data_type == inits[node.input[0]].data_type:
+            del node.input[2]
+            dropped += 1
+    used = {name for node in graph.node for name in node.input}
+    for name in [n for n in inits if n not in used]:
+        graph.initializer.remove(inits.pop(name))
+    fixed = {v.name for v in [*graph.input, *graph.output]}
+    taken = set(fixed) | {n for node in graph.node for n in [*node.input, *node.output]} | set(inits)
+    rename: dict[str, str] = {}
+    for name in inits:  # quantized conv weights take their float name back
+        base = name[:-len("_quantized")] if name.endswith(".weight_quantized") else None
+        if base and base not in taken:
+            rename[name] = base
+    counter = 0
+    for name in [n for node in graph.node for n in [*node.input, *node.output]] + list(inits):
+        if name and name not in fixed and name not in rename:
+            rename[name] = f"t{counter:x}"
+            counter += 1
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
+    for tensor in graph.initializer:
+        tensor.name = rename.get(tensor.name, tensor.name)
+    for index, node in enumerate(graph.node):
+        if node.op_type not in ("Conv", "ConvTranspose"):
+            node.name = f"n{index:x}"
+    del graph.value_info[:]
+    return {"zero_points_dropped": dropped, "tensors_renamed": len(rename)}
+
+
+def keep_float(proto: Any, nodes: list[str] | set[str]) -> int:
+    """Make the excluded ``nodes`` really run fp32: remove the Q/DQ pair on each one's output path.
+
+    onnxruntime ≥ 1.21 re-quantizes the float weights of an excluded Conv at load time whenever its input
+    comes from DequantizeLinear and its output (through ReLU, Unsqueeze or other single-path ops) reaches a
+    QuantizeLinear — its ``WeightBiasQuantization`` transformer — so ``nodes_to_exclude`` alone leaves the
+    layer int8. Feeding the consumers the float output instead keeps the layer fp32; those consumers
+    then run float too (they are counted as such). Returns how many Q/DQ pairs were removed.
+    """
+    graph = proto.graph
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {v.name for v in graph.output}
+    constants = {t.name for t in graph.initializer}
+
+    def unary(node: Any) -> bool:  # one activation in, one out: ReLU, Unsqueeze, MaxPool, Resize, …
+        data = [i for i in node.input if i and i not in constants]
+        return node.op_type not in ("QuantizeLinear", "DequantizeLinear") and len(data) == 1 \
+            and len(node.output) == 1
+
+    removed, doomed = 0, set()
+    for node in [n for n in graph.node if n.name in set(nodes)]:
+        tensor = node.output[0]
+        while len(consumers.get(tensor, [])) == 1 and unary(consumers[tensor][0]) and tensor not in outputs:
+            tensor = consumers[tensor][0].output[0]
+        for quant in [c for c in consumers.get(tensor, []) if c.op_type == "QuantizeLinear"]:
+            for dequant in [c for c in consumers.get(quant.output[0], []) if c.op_type == "DequantizeLinear"]:
+                for user in consumers.get(dequant.output[0], []):
+                    user.input[:] = [tensor if i == dequant.output[0] else i for i in user.input]
+                for value in graph.output:
+                    if value.name == dequant.output[0]:
+                        value.name = tensor
+                doomed.add(id(dequant))
+                removed += 1
+            if all(id(c) in doomed for c in consumers.get(quant.output[0], [])):
+                doomed.add(id(quant))
+    kept = [n for n in graph.node if id(n) not in doomed]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return removed

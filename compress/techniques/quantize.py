@@ -1,0 +1,244 @@
+"""The ``quantize`` recipe op: fp16 / bf16 / int8 artifacts, evaluated as onnxruntime runs them.
+
+* ``precision: int8`` — ``quantize_onnx_int8``: static QDQ quantization through onnxruntime with int8
+  weights (per channel by default) and uint8 activations (U8S8, the x86 choice), calibrated on real
+  benchmark crops (``quant_calibration``: minmax, percentile or entropy). ``max_drop`` keeps the most
+  sensitive conv layers fp32 until the PCKh drop is within it (``quant_sensitivity``); ``exclude`` forces
+  layers fp32 by name pattern; ``qat`` fine-tunes under fake quantization first (``qat``). The report
+  counts the convolutions that really run as int8 kernels in onnxruntime's optimized graph and the ops it
+  leaves in float, by type and why (``quant_artifact``).
+* ``precision: fp16`` — ``quant_half.convert_fp16`` (fp32 I/O kept by default; what happens to Resize is
+  measured there). ``bf16`` has no onnxruntime CPU kernel and is refused with the reason; PyTorch bf16 is
+  ``quant_half.torch_precision``. ``fp32`` leaves the model as it is (the runner exports it).
+
+The artifact (``model.<precision>.onnx`` in the step directory) carries the float export's hgc.*
+metadata, its lineage and ``hgc.quantization`` (the ``QuantReport``); the runner evaluates and times it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from compress.errors import HGCError
+from compress.io import sha256_file
+from compress.steps import Params, StepContext, bounded, choice, items, option, register_step
+from compress.techniques import quant_calibration as qc
+from compress.techniques.quant_artifact import (NORM_CONV_SUFFIX, QuantReport, compact_qdq, conv_layers, match_nodes,
+                                                runtime_kernels, write_artifact)
+from compress.techniques.quant_half import check_runtime, convert_fp16
+
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+QUICK_CALIBRATION, QUICK_SCORING = 32, 16
+
+
+def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_images: int = 256,
+                       calibration: str = "minmax", percentile: float = 99.999, per_channel: bool = True,
+                       activation_type: str = "uint8", exclude: list[str] | tuple[str, ...] = (),
+                       max_drop: float | None = None, sensitivity_images: int = 128, norms_as_conv: bool = True,
+                       symmetric_activations: bool = False, threads: int = 1,
+                       log: Callable[[dict[str, Any]], None] | None = None) -> QuantReport:
+    """Static int8 QDQ quantization of a float ONNX file, calibrated on real crops; returns the report.
+
+    ``data``: a data spec (calibration crops from position 0, labelled scoring crops after them) or an
+    N×3×S×S float array (calibration only). ``max_drop`` (PCKh points) keeps the most sensitive conv
+    layers fp32 until the drop on the scoring crops is within it; ``exclude`` patterns are always fp32.
+    ``norms_as_conv`` runs the pre-activation BatchNorms as int8 depthwise convs (else they stay float);
+    ``symmetric_activations`` (int8, zero point 0) is for TensorRT/CUDA targets.
+    """
+    import onnx
+
+    from compress.runtime import OrtPredictor
+    from compress.techniques.quant_sensitivity import rank_layers, select_fp32
+
+    started = time.perf_counter()
+    _, shape, _ = qc.model_input(onnx_in)
+    size = qc.input_size(onnx_in)
+    scored: qc.Crops | None = None
+    if isinstance(data, str):
+        images = qc.crops(data, size, calibration_images, 0).images
+        scored = qc.crops(data, size, sensitivity_images, calibration_images)
+        where = f"{data} eval crops, positions 0..{calibration_images - 1}"
+    else:
+        images = qc.check_images(data, shape, calibration_images, onnx_in)
+        where = "images given by the caller"
+    if max_drop is not None and scored is None:
+        raise HGCError("max_drop: sensitivity analysis needs labelled crops; pass a data spec, not an array")
+    float_proto = onnx.load(onnx_in)
+    layers = conv_layers(float_proto)
+    forced = match_nodes(list(exclude), layers, [n.name for n in float_proto.graph.node])
+    settings = {"per_channel": per_channel, "activation_type": activation_type,
+                "symmetric_activations": symmetric_activations}
+    report = QuantReport(precision="int8", calibration=calibration, calibration_images=len(images),
+                         calibration_data=where, weight_type="int8", conv_layers=len(layers),
+                         bytes_fp32=Path(onnx_in).stat().st_size, per_channel=per_channel,
+                         activation_type=activation_type, options={"symmetric_activations": symmetric_activations})
+    names = dict(layers)
+    report.excluded = [{"node": n, "layer": names.get(n, n), "reason": f"exclude pattern {p!r}"}
+                       for n, p in forced.items()]
+    if norms_as_conv and not per_channel:
+        norms_as_conv = False  # one scale for all BatchNorm channels would round their weights badly
+        report.notes.append("norms_as_conv needs per-channel weights; the BatchNorms stay float")
+    with qc.Calibration(onnx_in, images, calibration, percentile, norms_as_conv) as cal:
+        report.notes.append(f"pre-processing: {cal.preprocessing}")
+        report.options["norms_as_conv"] = len(cal.norms_as_conv)
+        renamed = set(cal.norms_as_conv)
+        for row in report.excluded:
+            if row["node"] in renamed:
+                row["node"] += NORM_CONV_SUFFIX
+        reference = OrtPredictor(onnx_in, threads=threads)(scored.images) if scored is not None else None
+        if max_drop is not None and scored is not None and reference is not None:
+            ranking = rank_layers(cal, layers, scored, reference, skip=set(forced), threads=threads, log=log,
+                                  **settings)
+            chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=list(forced),
+                                 threads=threads, log=log, **settings)
+            report.sensitivity = chosen.to_dict()
+            report.excluded += chosen.excluded_rows()
+            if not chosen.met:
+                report.notes.append(f"max_drop {max_drop} not met even with every ranked conv fp32 "
+                                    f"(drop {chosen.drop:.2f}): the rest comes from non-conv quantization")
+        work = str(cal.dir / "int8.onnx")
+        bypassed = cal.quantize(work, nodes_to_exclude=[row["node"] for row in report.excluded], **settings)
+        if bypassed:
+            report.notes.append(f"{bypassed} Q/DQ pairs removed after fp32 layers so onnxruntime cannot "
+                                "re-quantize them; the ops consuming their outputs run float too")
+        proto = onnx.load(work)
+        compacted = compact_qdq(proto)
+        onnx.save_model(proto, work)
+        report.notes.append(f"compacted: {compacted['zero_points_dropped']} all-zero weight/bias zero points "
+                            f"dropped, {compacted['tensors_renamed']} tensors renamed")
+        if scored is not None and reference is not None:
+            out = OrtPredictor(work, threads=threads)(scored.images)
+            report.pckh_fp32, report.pckh = scored.pckh(reference), scored.pckh(out)
+            report.heatmap_mse = float(np.mean((out - reference) ** 2))
+            report.max_abs_diff = float(np.max(np.abs(out - reference)))
+            report.scored_images = len(scored)
+        report.kernels = runtime_kernels(work, threads=threads).to_dict()
+    report.seconds = round(time.perf_counter() - started, 3)
+    params = {"calibration": calibration, "calibration_images": len(images), **settings,
+              "max_drop": max_drop, "exclude": list(exclude), "norms_as_conv": norms_as_conv}
+    write_artifact(proto, onnx_out, onnx_in, report, params, sha256_file(onnx_in))
+    report.path, report.bytes = str(onnx_out), Path(onnx_out).stat().st_size
+    return report
+
+
+@dataclass
+class DistillParams(Params):
+    """FPD distillation from the recipe's fp32 teacher during QAT."""
+
+    alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
+
+
+@dataclass
+class QATParams(Params):
+    """Quantization-aware fine-tuning before the int8 export (``compress.techniques.qat``)."""
+
+    steps: int = bounded(500, 1, doc="optimizer steps under fake quantization (×0.01, min 2, under --quick)")
+    lr: float = bounded(2.5e-5, 0.0, doc="learning rate (Adam, constant)")
+    batch_size: int = bounded(16, 1, doc="images per step")
+    seed: int = bounded(0, 0, doc="sample stream and augmentation seed")
+    distill: DistillParams | None = option(None, "distil from the fp32 teacher: {alpha: 0.5}")
+
+
+@dataclass
+class QuantizeParams(Params):
+    """Precision and, for int8, calibration / mixed-precision / QAT settings of the ``quantize`` op."""
+
+    precision: str = choice("int8", PRECISIONS, "numeric format of the artifact")
+    provider: str = choice("cpu", PROVIDERS, "onnxruntime execution provider the artifact is for")
+    calibration_images: int = bounded(256, 1, doc="real benchmark crops for int8 calibration (≤ 32 under --quick)")
+    calibration: str = choice("minmax", qc.METHODS, "int8 activation range method")
+    percentile: float = bounded(99.999, 90.0, 100.0, doc="calibration percentile: the range keeps this percentile")
+    per_channel: bool = option(True, "int8 weights per output channel (else per tensor)")
+    activation_type: str = choice("uint8", qc.ACTIVATION_TYPES, "int8 activations: uint8 (x86 U8S8) or int8")
+    norms_as_conv: bool = option(True, "int8: run pre-activation BatchNorms as depthwise 1×1 int8 convs")
+    keep_io_fp32: bool = option(True, "fp16: keep float32 inputs and outputs")
+    max_drop: float | None = bounded(None, 0.0, doc="int8: keep sensitive layers fp32 until the PCKh drop ≤ this")
+    sensitivity_images: int = bounded(128, 1, doc="labelled crops that score sensitivity (≤ 16 under --quick)")
+    exclude: list[str] = items(list, "node or layer name patterns kept fp32 (fnmatch)")
+    qat: QATParams | None = option(None, "int8: quantization-aware fine-tuning first: {steps: 500, lr: 2.5e-5}")
+
+    def check(self) -> None:
+        int8_only = [name for name, on in (("max_drop", self.max_drop is not None), ("exclude", bool(self.exclude)),
+                                           ("qat", self.qat is not None)) if on]
+        if int8_only and self.precision != "int8":
+            raise HGCError(f"{int8_only[0]}: applies to precision int8, not {self.precision}")
+        if self.precision == "int8" and self.provider != "cpu" and self.activation_type != "int8":
+            raise HGCError(f"activation_type: {self.provider} runs symmetric int8 activations; set it to int8")
+
+
+def _float_export(model: Any, ctx: StepContext) -> str:
+    """The current model as a float ONNX file in the step directory (scratch), with its lineage."""
+    from compress.export import export_onnx
+    from compress.nets import checkpoint
+
+    source, target = ctx.scratch("float.pt"), ctx.scratch("model.fp32.onnx")
+    checkpoint.save(model, source, meta=ctx.meta, lineage=ctx.lineage)
+    return export_onnx(str(source), target, dynamic_batch=True, data=ctx.data).path
+
+
+def _qat(model: Any, params: QuantizeParams, ctx: StepContext) -> Any:
+    """Fine-tune under fake quantization (resumable through the step's scratch checkpoint)."""
+    from compress.techniques.qat import qat_finetune
+
+    qat = params.qat
+    assert qat is not None
+    work = ctx.scratch("qat.pt")
+    ctx.scratch("qat.pt.state")
+    resume = ctx.resume and work.is_file() and work.with_name("qat.pt.state").is_file()
+    result = qat_finetune(model, ctx.data, steps=ctx.scaled(qat.steps), lr=qat.lr, out=str(work),
+                          batch_size=qat.batch_size, teacher=ctx.teacher() if qat.distill else None,
+                          alpha=qat.distill.alpha if qat.distill else 0.5, per_channel=params.per_channel,
+                          activation_type=params.activation_type,
+                          calibration_images=min(params.calibration_images, 64), seed=qat.seed,
+                          device=ctx.device, resume=resume, meta=ctx.meta, lineage=ctx.lineage,
+                          progress=ctx.progress)
+    for record in result.history:
+        ctx.log({"event": "qat", **record})
+    last = result.history[-1] if result.history else {}
+    ctx.metrics.update(qat_steps=len(result.history), qat_final_loss=last.get("loss"), qat_resumed=resume,
+                       qat_folded_norms=len(result.folded), qat_fake_quant_points=result.activations)
+    return result.model
+
+
+@register_step("quantize", QuantizeParams)
+def quantize(model: Any, params: QuantizeParams, ctx: StepContext) -> Any:
+    """Turn the model into an fp16 or int8 ONNX artifact (PTQ, sensitivity-guided mixed precision or QAT)."""
+    check_runtime(params.precision, params.provider)
+    ctx.metrics["precision"] = params.precision
+    if params.precision == "fp32":
+        return model
+    if params.qat is not None:
+        model = _qat(model, params, ctx)
+    float_onnx = _float_export(model, ctx)
+    name = f"model.{params.precision}.onnx"
+    if params.precision == "fp16":
+        size = model.config.input_size
+        images = qc.crops(ctx.data, size, QUICK_SCORING if ctx.quick else 64, 0).images
+        report = convert_fp16(float_onnx, str(ctx.step_dir / name), keep_io_types=params.keep_io_fp32,
+                              images=images)
+    else:
+        calibration = min(params.calibration_images, QUICK_CALIBRATION) if ctx.quick else params.calibration_images
+        scoring = min(params.sensitivity_images, QUICK_SCORING) if ctx.quick else params.sensitivity_images
+        report = quantize_onnx_int8(float_onnx, str(ctx.step_dir / name), ctx.data,
+                                    calibration_images=calibration, calibration=params.calibration,
+                                    percentile=params.percentile, per_channel=params.per_channel,
+                                    activation_type=params.activation_type, exclude=params.exclude,
+                                    max_drop=params.max_drop, sensitivity_images=scoring,
+                                    norms_as_conv=params.norms_as_conv,
+                                    symmetric_activations=params.provider != "cpu", log=ctx.log)
+    ctx.artifact = name
+    summary = report.to_dict()
+    ctx.metrics.update(int8_norm_convs=report.kernels.get("int8_norm_convs", 0))
+    ctx.metrics.update({k: summary[k] for k in ("int8_convs", "conv_layers", "size_ratio", "bytes", "bytes_fp32",
+                                                "pckh_fp32", "pckh", "pckh_drop", "heatmap_mse", "max_abs_diff",
+                                                "scored_images", "calibration", "calibration_images",
+                                                "per_channel", "activation_type")})
+    ctx.metrics.update(fp32_nodes=len(report.excluded), float_ops=report.kernels.get("float_ops", {}),
+                       notes=report.notes)
+    ctx.log({"event": "report", **summary})
+    return model

@@ -1,0 +1,283 @@
+"""Quantization: int8 PTQ / mixed precision / QAT and fp16 on a tiny *trained* hourglass, run by onnxruntime."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from compress.errors import HGCError
+from compress.export import export_onnx, read_metadata
+from compress.measure.cost import onnx_precision
+from compress.nets import checkpoint
+from compress.nets.config import HourglassConfig
+from compress.recipe import load_recipe
+from compress.runner import run_recipe
+from compress.runtime import OrtPredictor
+from compress.techniques import quant_sensitivity
+from compress.techniques.qat import prepare_qat, qat_finetune
+from compress.techniques.quant_calibration import Calibration, crops
+from compress.techniques.quant_half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
+                                            torch_precision, torch_supports)
+from compress.techniques.quantize import quantize_onnx_int8
+from compress.train import TrainConfig, train_new
+
+VAL = 32  # val samples scored against the fp32 file
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny hourglass trained for 60 steps and its fp32 ONNX export (dynamic batch)."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("quant")
+    ckpt = str(root / "tiny.pt")
+    train_new(HourglassConfig(stacks=1, features=16, depth=2, input_size=32), "synthetic",
+              TrainConfig(steps=60, batch_size=8, lr=1e-3), ckpt, progress=False)
+    onnx_path = export_onnx(ckpt, root / "tiny.onnx", dynamic_batch=True).path
+    return {"ckpt": ckpt, "onnx": onnx_path, "root": str(root)}
+
+
+@pytest.fixture(scope="session")
+def val() -> np.ndarray:
+    return crops("synthetic:val", 32, VAL).images
+
+
+@pytest.fixture
+def clean_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory that must still be empty afterwards (onnxruntime tools litter the cwd)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield cwd
+    assert sorted(os.listdir(cwd)) == []
+
+
+def _close(path: str, reference: str, images: np.ndarray) -> tuple[float, float]:
+    """(relative heatmap MSE, PCKh difference on val) of ``path`` against the ``reference`` file."""
+    ref, out = OrtPredictor(reference, threads=1)(images), OrtPredictor(path, threads=1)(images)
+    scored = crops("synthetic:val", 32, VAL)
+    return float(np.mean((out - ref) ** 2) / np.var(ref)), abs(scored.pckh(out) - scored.pckh(ref))
+
+
+def test_ptq_runs_every_conv_as_int8_and_stays_close(trained, val, tmp_path: Path, clean_cwd: Path) -> None:
+    out = str(tmp_path / "int8.onnx")
+    report = quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=16,
+                                sensitivity_images=16)
+    assert report.conv_layers == 38 and report.int8_convs == 38 > 0
+    assert report.kernels["float_convs"] == 0 and report.kernels["float_ops"] == {}
+    assert report.kernels["int8_norm_convs"] == 11 == report.options["norms_as_conv"]  # pre-activation BNs
+    assert report.calibration_images == 16 and report.activation_type == "uint8" and report.per_channel
+    relative_mse, pckh_gap = _close(out, trained["onnx"], val)
+    assert relative_mse < 0.1 and pckh_gap < 5.0
+    meta = read_metadata(out)
+    assert meta["config"]["features"] == 16 and meta["quantization"]["int8_convs"] == 38
+    assert meta["lineage"][-1]["op"] == "quantize-onnx" and "parity" in meta
+    assert onnx_precision(onnx.load(out)) == "int8"
+
+
+def test_per_tensor_int8_activations_and_exclusions(trained, tmp_path: Path, clean_cwd: Path) -> None:
+    out = str(tmp_path / "mixed.onnx")
+    report = quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=8,
+                                sensitivity_images=8, calibration="percentile", per_channel=False,
+                                activation_type="int8", exclude=["stacks.0.score", "stem.conv.*"])
+    layers = {row["layer"] for row in report.excluded}
+    assert layers == {"stacks.0.score", "stem.conv.0"}
+    assert all(row["reason"].startswith("exclude pattern") for row in report.excluded)
+    assert report.int8_convs <= 36 and report.kernels["float_convs"] >= 2
+    assert report.kernels["float_ops"]["BatchNormalization"] == 11  # per-tensor: the norms stay float
+    assert "BatchNormalization" in report.kernels["why_float"]
+    assert read_metadata(out)["quantization"]["per_channel"] is False
+
+
+def test_excluded_layers_really_run_fp32(trained, tmp_path: Path, clean_cwd: Path) -> None:
+    """onnxruntime re-quantizes an excluded conv between Q/DQ neighbours unless its output Q/DQ goes."""
+    report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "x.onnx"), "synthetic:train", calibration_images=8,
+                                sensitivity_images=8, exclude=["stacks.0.hourglass.skip.0.conv2"])
+    assert report.kernels["float_convs"] >= 1 and report.int8_convs <= 37
+    assert any("Q/DQ pairs removed" in note for note in report.notes)
+
+
+def test_sensitivity_ranks_every_conv_and_records_tries(trained, tmp_path: Path, clean_cwd: Path) -> None:
+    report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "s.onnx"), "synthetic:train",
+                                calibration_images=8, sensitivity_images=8, max_drop=0.0)
+    sens = report.sensitivity
+    assert len(sens["ranking"]) == 38 and sens["tries"][0]["fp32_layers"] == 0
+    mses = [row["heatmap_mse"] for row in sens["ranking"]]
+    assert mses == sorted(mses, reverse=True)
+    assert sens["kept_fp32"] == len([r for r in report.excluded if r["reason"].startswith("sensitivity")])
+    assert len(read_metadata(tmp_path / "s.onnx")["quantization"]["sensitivity"]["most_sensitive"]) == 5
+
+
+def test_selection_keeps_the_fewest_layers_meeting_max_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    ranking = [quant_sensitivity.LayerSensitivity(f"n{i}", f"l{i}", 1.0 / (i + 1), 0.1) for i in range(10)]
+
+    class Scored:
+        def pckh(self, _heatmaps: np.ndarray) -> float:
+            return 50.0
+
+    def fake_score(_cal, _crops, _ref, _threads, **kw):
+        return 0.0, 50.0 - (5.0 - len(kw["nodes_to_exclude"]))  # drop 5 − k
+
+    monkeypatch.setattr(quant_sensitivity, "_score", fake_score)
+    chosen = quant_sensitivity.select_fp32(None, ranking, Scored(), np.zeros(1), 1.5)
+    assert chosen.met and [r.node for r in chosen.fp32_layers] == ["n0", "n1", "n2", "n3"]
+    assert chosen.drop == 1.0 and chosen.full_int8_drop == 5.0
+    assert [t["fp32_layers"] for t in chosen.tries] == [0, 1, 2, 3, 4]
+    unreachable = quant_sensitivity.select_fp32(None, ranking, Scored(), np.zeros(1), -10.0)
+    assert not unreachable.met and len(unreachable.fp32_layers) == 10
+
+
+def test_entropy_calibration_is_not_minmax_in_disguise(tmp_path: Path, clean_cwd: Path) -> None:
+    """onnxruntime's default entropy bins leave a single KL candidate (= minmax); ours clip long tails."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["y"], pads=[1, 1, 1, 1]),
+                               helper.make_node("Relu", ["y"], ["r"]),
+                               helper.make_node("Conv", ["r", "w2"], ["heatmaps"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [helper.make_tensor_value_info("heatmaps", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                              [weight, numpy_helper.from_array(rng.normal(size=(3, 4, 1, 1)).astype(np.float32), "w2")])
+    path = str(tmp_path / "g.onnx")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10  # what onnxruntime 1.2x reads (onnx's helper writes the newest IR)
+    onnx.save(model, path)
+    images = rng.standard_t(2, size=(16, 3, 8, 8)).astype(np.float32)  # heavy tails
+    highest = {}
+    for method in ("minmax", "entropy"):
+        with Calibration(path, images, method) as cal:
+            cal.quantize(str(tmp_path / f"{method}.onnx"))
+            ranges = json.loads(Path(cal.cache).read_text())["data"]
+        highest[method] = {name: float(np.ravel(r["highest"]["data"] if isinstance(r["highest"], dict)
+                                                else r["highest"])[0]) for name, r in ranges.items()}
+    assert all(highest["entropy"][t] <= highest["minmax"][t] + 1e-3 for t in highest["minmax"])
+    assert highest["entropy"]["r"] < 0.8 * highest["minmax"]["r"]  # the ReLU output's tail is clipped
+
+
+def test_qat_few_steps_exports_an_int8_file(trained, val, tmp_path: Path, clean_cwd: Path) -> None:
+    model, _ = checkpoint.load(trained["ckpt"])
+    prepared = prepare_qat(copy.deepcopy(model))
+    assert prepared.convs == 38 and len(prepared.folded) > 0 and prepared.activations > 38
+    out = str(tmp_path / "qat.pt")
+    result = qat_finetune(model, "synthetic:train", steps=3, lr=1e-5, out=out, batch_size=4,
+                          teacher=copy.deepcopy(model), calibration_images=8)
+    assert len(result.history) == 3 and all(np.isfinite(r["loss"]) for r in result.history)
+    checkpoint.load(out)  # the training checkpoint is an ordinary hgc checkpoint (resumable)
+    with torch.no_grad():  # folding BatchNorms left the float network unchanged (3 steps at lr 1e-5)
+        gap = (result.model(torch.from_numpy(val)) - model(torch.from_numpy(val))).abs().max().item()
+    assert gap < 0.05
+    float_onnx = export_onnx(result.model, tmp_path / "qat.onnx", dynamic_batch=True).path
+    report = quantize_onnx_int8(float_onnx, str(tmp_path / "qat.int8.onnx"), "synthetic:train",
+                                calibration_images=8, sensitivity_images=8)
+    assert report.int8_convs == 38
+    relative_mse, pckh_gap = _close(str(tmp_path / "qat.int8.onnx"), trained["onnx"], val)
+    assert relative_mse < 0.2 and pckh_gap < 5.0
+
+
+def test_fp16_parity_size_and_io(trained, val, tmp_path: Path, clean_cwd: Path) -> None:
+    out = str(tmp_path / "half.onnx")
+    report = convert_fp16(trained["onnx"], out, images=val[:8])
+    assert report.max_abs_diff < 1e-2 and report.bytes < 0.8 * report.bytes_fp32
+    proto = onnx.load(out)
+    resize_inputs = {n.input[2] for n in proto.graph.node if n.op_type == "Resize"}
+    assert all(t.data_type == TensorProto.FLOAT for t in proto.graph.initializer if t.name in resize_inputs)
+    assert sum(n.op_type == "Cast" for n in proto.graph.node) == 2  # the I/O casts only, none around Resize
+    assert onnx_precision(proto) == "fp16" and read_metadata(out)["input"]["dtype"] == "float32"
+    relative_mse, _ = _close(out, trained["onnx"], val)
+    assert relative_mse < 1e-3
+    bare = str(tmp_path / "half-io.onnx")
+    convert_fp16(trained["onnx"], bare, keep_io_types=False)
+    predictor = OrtPredictor(bare, threads=1)
+    assert predictor.input_dtype == np.float16 and read_metadata(bare)["input"]["dtype"] == "float16"
+    assert np.isfinite(predictor(val[:2])).all()
+
+
+def test_bad_calibration_input_is_one_clear_error(trained, tmp_path: Path, clean_cwd: Path) -> None:
+    out = str(tmp_path / "x.onnx")
+    with pytest.raises(HGCError, match=r"calibration images have shape \(4, 3, 16, 16\); the model takes N×3×32×32"):
+        quantize_onnx_int8(trained["onnx"], out, np.zeros((4, 3, 16, 16), np.float32), calibration_images=4)
+    with pytest.raises(HGCError, match="asked for 8 calibration images, got only 4"):
+        quantize_onnx_int8(trained["onnx"], out, np.zeros((4, 3, 32, 32), np.float32), calibration_images=8)
+    with pytest.raises(HGCError, match="asked for 2001 images from position 0 of synthetic:val, which has only 2000"):
+        quantize_onnx_int8(trained["onnx"], out, "synthetic:val", calibration_images=2001)
+    with pytest.raises(HGCError, match="max_drop: sensitivity analysis needs labelled crops"):
+        quantize_onnx_int8(trained["onnx"], out, np.zeros((4, 3, 32, 32), np.float32), calibration_images=4,
+                           max_drop=0.5)
+    with pytest.raises(HGCError, match="exclude: pattern 'stacks.9.*' matches no node"):
+        quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=4, exclude=["stacks.9.*"])
+    assert not Path(out).exists()
+
+
+def test_unsupported_precision_for_the_runtime_is_refused(trained) -> None:
+    if ort_supports("bf16")[0]:
+        pytest.skip("this onnxruntime runs bf16 Conv on CPU")
+    with pytest.raises(HGCError, match="precision bf16: no bf16 ONNX artifact for onnxruntime's cpu provider"):
+        check_runtime("bf16", "cpu")
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(HGCError, match="onnxruntime has no CUDAExecutionProvider"):
+            check_runtime("fp16", "cuda")
+    model, _ = checkpoint.load(trained["ckpt"])
+    for precision in ("fp16", "bf16"):
+        ok, why = torch_supports(precision, "cpu")
+        if ok:
+            assert torch_precision(model, precision)(torch.rand(1, 3, 32, 32)).dtype == torch.float32
+        else:
+            with pytest.raises(HGCError, match=f"precision {precision} on cpu in PyTorch"):
+                torch_precision(model, precision)
+
+
+def test_recipe_validation_errors(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nsteps:\n  - finetune: {steps: 2}\n  - quantize: {precision: int4}\n")
+    wanted = r"steps\[1\]\.quantize\.precision: 'int4' is not one of fp32, fp16, bf16, int8$"
+    with pytest.raises(HGCError, match=wanted):
+        load_recipe(path)
+    path.write_text("name: bad\nsteps:\n  - quantize: {precision: fp16, qat: {steps: 5}}\n")
+    with pytest.raises(HGCError, match=r"steps\[0\]\.quantize\.qat: applies to precision int8, not fp16"):
+        load_recipe(path)
+    for name in ("fp16", "int8-ptq", "int8-ptq-mixed", "int8-qat"):
+        recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / f"{name}.yaml")
+        assert recipe.steps[0].op == "quantize" and recipe.base == "models/hg2-128.pt"
+
+
+def test_recipe_run_with_qat_ends_in_a_measured_int8_artifact(trained, tmp_path: Path) -> None:
+    path = tmp_path / "q.yaml"
+    path.write_text("name: q\nsteps:\n  - quantize: {precision: int8, calibration_images: 8, sensitivity_images: 8,"
+                    " qat: {steps: 2, batch_size: 2, distill: {alpha: 0.5}}}\n"
+                    "evaluate: {limit: 4, batch_size: 4}\n"
+                    "measure: {runtimes: [onnxruntime-cpu], batch: [1], runs: 2, warmup: 0, threads: 1}\n")
+    result = run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=str(tmp_path / "runs"), progress=False)
+    row = result.results
+    assert row["precision"] == "int8" and row["artifact"]["path"] == "00-quantize/model.int8.onnx"
+    step = Path(result.dir) / "00-quantize"
+    assert sorted(p.name for p in step.iterdir()) == ["done.json", "eval.json", "log.jsonl", "metrics.json",
+                                                       "model.int8.onnx", "model.pt"]
+    metrics = json.loads((step / "metrics.json").read_text())
+    assert metrics["int8_convs"] == 38 and metrics["qat_steps"] == 2 and metrics["qat_folded_norms"] > 0
+    checkpoint.load(step / "model.pt")
+
+
+def test_gpu_provider_options_need_the_provider() -> None:
+    import onnxruntime
+
+    if "TensorrtExecutionProvider" in onnxruntime.get_available_providers():
+        chain = gpu_provider_options("tensorrt", "int8")
+        assert chain[0][1]["trt_int8_enable"] and chain[0][1]["trt_fp16_enable"]
+    else:
+        with pytest.raises(HGCError, match="TensorrtExecutionProvider"):
+            gpu_provider_options("tensorrt", "int8")
