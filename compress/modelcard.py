@@ -17,18 +17,19 @@ from compress.io import atomic_path, write_text
 from compress.measure import count_macs, count_params, file_sizes
 from compress.measure.machine import machine_info
 from compress.nets import checkpoint
+from compress.train import state_path, training_record
 
 
-def training_summary(history: list[dict[str, float]], batch_size: int) -> dict[str, Any]:
-    """Wall time (sum of step intervals) and the validation curve, with the gain of the last 20 % of steps."""
-    wall = sum(batch_size / r["images_per_s"] for r in history if r.get("images_per_s"))
-    curve = [(int(r["step"]), float(r["val_pckh"])) for r in history if "val_pckh" in r]
+def training_summary(meta: dict[str, Any], history: list[dict[str, float]]) -> dict[str, Any]:
+    """Wall time and validation curve (from the checkpoint, else its training history) and the last-20 % gain."""
+    if not meta.get("val_curve"):
+        meta = {**meta, **training_record(history, int(meta.get("train", {}).get("batch_size", 1)))}
+    curve = [(int(s), float(p)) for s, p in meta.get("val_curve", [])]
     gain = None
     if len(curve) >= 2:
-        last_step = curve[-1][0]
-        before = [p for s, p in curve if s <= 0.8 * last_step]
+        before = [p for s, p in curve if s <= 0.8 * curve[-1][0]]
         gain = curve[-1][1] - before[-1] if before else None
-    return {"wall_s": wall, "curve": curve, "last20_gain": gain}
+    return {"wall_s": float(meta.get("wall_s", 0.0)), "curve": curve, "last20_gain": gain}
 
 
 def plot_curve(curve: list[tuple[int, float]], path: str | os.PathLike, title: str) -> None:
@@ -57,8 +58,7 @@ def write_model_card(model_path: str, out: str, *, command: str, data: str = "sy
     report = evaluate(model, data)
     table = report.result.table()
     train_cfg = info.meta.get("train", {})
-    history = json.loads(_history_json(model_path))
-    summary = training_summary(history, int(train_cfg.get("batch_size", 1)))
+    summary = training_summary(info.meta, json.loads(_history_json(model_path)))
     name = Path(model_path).stem
     if curve_png and summary["curve"]:
         plot_curve(summary["curve"], curve_png, f"{name}: validation curve")
@@ -107,8 +107,6 @@ def write_model_card(model_path: str, out: str, *, command: str, data: str = "sy
 def _history_json(model_path: str) -> str:
     """The training history saved beside a checkpoint (``.state``), or an empty list if there is none."""
     import torch
-
-    from compress.train import state_path
 
     path = state_path(model_path)
     if not os.path.isfile(path):

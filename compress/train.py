@@ -167,7 +167,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
         done = step + 1
         now = time.perf_counter()
         record = {"step": done, "loss": float(loss.item()), "lr": optim.param_groups[0]["lr"],
-                  "images_per_s": cfg.batch_size * world / max(now - tick, 1e-9)}
+                  "seconds": now - tick, "images_per_s": cfg.batch_size * world / max(now - tick, 1e-9)}
         tick = now
         if cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps) and rank == 0:
             report = evaluate(model, val_data or _default_val(data), limit=cfg.val_samples, device=cfg.device)
@@ -201,13 +201,20 @@ def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step:
     """Write the checkpoint and, beside it, the optimizer state and history that resume needs."""
     was_training = model.training
     full_meta = {"dataset": data, "input_size": model.config.input_size, "seed": cfg.seed, "step": step,
-                 "train": dataclasses.asdict(cfg), **(meta or {})}
+                 "train": dataclasses.asdict(cfg), **training_record(history, cfg.batch_size), **(meta or {})}
     checkpoint.save(model, out, meta=full_meta, lineage=lineage)
     state = {"step": step, "optimizer": optim.state_dict(), "history_json": json.dumps(history),
              "torch_rng": torch.get_rng_state()}
     with atomic_path(state_path(out)) as tmp:
         torch.save(state, tmp)
     model.train(was_training)
+
+
+def training_record(history: list[dict[str, float]], batch_size: int) -> dict[str, Any]:
+    """What a checkpoint keeps of its training: wall seconds and the validation curve [[step, PCKh], …]."""
+    wall = sum(r.get("seconds", batch_size / r["images_per_s"]) for r in history if r.get("images_per_s"))
+    curve = [[int(r["step"]), round(float(r["val_pckh"]), 4)] for r in history if "val_pckh" in r]
+    return {"wall_s": round(wall, 1), "val_curve": curve}
 
 
 def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer) -> tuple[int, list[dict[str, float]]]:
