@@ -7,3 +7,9 @@ names what is wrong and where; the CLI prints it and exits non-zero without a tr
 
 class HGCError(Exception):
     """A user-facing error: one line, naming the file/field/key at fault."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,6 +13,8 @@ import torch
 
 from compress.data import transforms as T
 from compress.data.dataset import PoseDataset, open_source
+from compress.errors import HGCError
+from compress.io import check_output
 from compress.metrics import PCKhResult, evaluate_predictions
 from compress.runtime import TorchPredictor, load_predictor
 
@@ -28,6 +30,8 @@ class EvalReport:
     indices: np.ndarray  # (N,) sample indices in the source
     data: str
     skipped: int = 0  # records left out by skip_bad (unreadable or missing images)
+    records: np.ndarray | None = None  # (N,) record index in the annotation file of each prediction
+    total_records: int = 0  # records the source's annotation file holds (kept or skipped)
 
 
 def flip_averaged(predict: Predictor, input_width: int) -> Predictor:
@@ -45,7 +49,12 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
     """PCKh of ``model`` (an ``nn.Module`` or a predictor callable) on the first ``limit`` samples of ``data``.
 
     The input size comes from the model's config unless given (predictors from ONNX files carry theirs).
+    A record whose image proves unreadable under ``skip_bad`` is counted once, not replaced by a neighbour.
     """
+    if limit is not None and limit < 1:
+        raise HGCError(f"--limit: must be ≥ 1, got {limit}")
+    if batch_size < 1:
+        raise HGCError(f"--batch-size: must be ≥ 1, got {batch_size}")
     if isinstance(model, torch.nn.Module):
         input_size = input_size or model.config.input_size
         predict = TorchPredictor(model, device)
@@ -58,9 +67,13 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
     heatmap_size = input_size // 4
     dataset = PoseDataset(source, input_size, heatmap_size)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    preds, gts, visible, heads, indices = [], [], [], [], []
+    preds, gts, visible, heads, indices, records = [], [], [], [], [], []
+    seen: set[int] = set()
     for start in range(0, count, batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, count))]
+        items = [it for it in items if not (it["record"] in seen or seen.add(it["record"]))]
+        if not items:
+            continue
         images = np.stack([it["image"].numpy() for it in items])
         heatmaps = np.asarray(predict(images), dtype=np.float32)
         coords, _ = T.decode_heatmaps(heatmaps)
@@ -71,18 +84,33 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
             visible.append(item["visible"].numpy())
             heads.append(float(item["head_size"]))
             indices.append(item["index"])
+            records.append(item["record"])
+    if not preds:
+        raise HGCError(f"--data {data}: no sample could be evaluated")
     result = evaluate_predictions(np.stack(preds), np.stack(gts), np.stack(visible), np.asarray(heads))
+    skipped = {s.index for s in getattr(source, "skipped", ())}
+    kept = {int(i) for i in getattr(source, "indices", range(len(source)))}
     return EvalReport(result=result, preds=np.stack(preds), indices=np.asarray(indices), data=data,
-                      skipped=len(getattr(source, "skipped", ())))
+                      skipped=len(skipped), records=np.asarray(records), total_records=len(kept | skipped))
 
 
 def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool = False, device: str = "cpu",
                   batch_size: int = 32, skip_bad: bool = False, preds_out: str | None = None) -> EvalReport:
-    """``hgc eval``: load a checkpoint (or an exported model), evaluate it, optionally write preds.mat."""
+    """``hgc eval``: load a checkpoint (or an exported model), evaluate it, optionally write preds.mat.
+
+    preds.mat has one row per record of the annotation file, in file order (what the official scripts
+    expect); records without a prediction (skipped images) are NaN, which the official scoring counts wrong.
+    """
+    if preds_out:
+        if limit is not None:
+            raise HGCError("--preds needs every record: drop --limit")
+        check_output(preds_out)
     predictor = load_predictor(path, device=device)
     report = evaluate(predictor, data, limit=limit, flip=flip, batch_size=batch_size, skip_bad=skip_bad)
     if preds_out:
         from compress.mpii_eval import write_preds_mat
 
-        write_preds_mat(preds_out, report.preds)
+        full = np.full((report.total_records, *report.preds.shape[1:]), np.nan)
+        full[report.records] = report.preds
+        write_preds_mat(preds_out, full)
     return report

@@ -19,8 +19,7 @@ from compress.errors import HGCError
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on failure delete it."""
     target = Path(path)
-    if not target.parent.is_dir():
-        raise HGCError(f"{target}: output directory {target.parent} does not exist")
+    check_output(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     umask = os.umask(0)
@@ -33,6 +32,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Fail early (before hours of work) if ``path`` cannot become a file: missing directory, or a directory."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise HGCError(f"{target}: output directory {target.parent} does not exist")
+    if target.is_dir():
+        raise HGCError(f"{target}: is a directory, expected a file path")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

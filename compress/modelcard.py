@@ -13,7 +13,8 @@ from typing import Any
 
 from compress.data.skeleton import JOINT_NAMES
 from compress.evaluate import evaluate
-from compress.io import atomic_path, write_text
+from compress.errors import HGCError, first_line
+from compress.io import atomic_path, check_output, write_text
 from compress.measure import count_macs, count_params, file_sizes
 from compress.measure.machine import machine_info
 from compress.nets import checkpoint
@@ -54,6 +55,9 @@ def plot_curve(curve: list[tuple[int, float]], path: str | os.PathLike, title: s
 def write_model_card(model_path: str, out: str, *, command: str, data: str = "synthetic:val",
                      curve_png: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_path`` on ``data`` and write the card ``out`` (markdown); returns the card's numbers."""
+    for path in (out, curve_png):
+        if path:
+            check_output(path)
     model, info = checkpoint.load(model_path)
     report = evaluate(model, data)
     table = report.result.table()
@@ -71,7 +75,8 @@ def write_model_card(model_path: str, out: str, *, command: str, data: str = "sy
     }
     lines = [
         f"# {name}", "",
-        f"Stacked hourglass trained on the synthetic benchmark by this command (from the repository root):", "",
+        f"Stacked hourglass trained on `{info.meta.get('dataset', 'unknown data')}` by this command "
+        "(from the repository root):", "",
         "```bash", command, "```", "",
         "## Architecture", "",
         "```json", json.dumps(info.config.to_dict()), "```", "",
@@ -111,4 +116,8 @@ def _history_json(model_path: str) -> str:
     path = state_path(model_path)
     if not os.path.isfile(path):
         return "[]"
-    return torch.load(path, map_location="cpu", weights_only=True).get("history_json", "[]")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("history_json", "[]")
+    except Exception as exc:  # a damaged state file only costs the card its curve
+        raise HGCError(f"{path}: unreadable training state ({first_line(exc)}); move it away to write the card "
+                       "from the checkpoint alone") from None

@@ -31,7 +31,7 @@ RUNTIMES: dict[str, tuple[str, str, str | None, bool]] = {
     "torch.compile-cpu": ("pt", "cpu", None, True),
     "torch.compile-cuda": ("pt", "cuda", None, True),
 }
-TOP_KEYS = ("name", "description", "base", "teacher", "data", "steps", "evaluate", "measure")
+TOP_KEYS = ("name", "description", "base", "teacher", "data", "eval_data", "steps", "evaluate", "measure")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@=,+-]{0,119}")
 DEFAULT_BASE = "models/hg2-128.pt"
 
@@ -82,6 +82,7 @@ class Recipe:
     description: str = ""
     teacher: str = "base"
     data: str = "synthetic"
+    eval_spec: str | None = None  # the recipe's ``eval_data`` as written (None: derived, synthetic only)
     steps: list[Step] = field(default_factory=list)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     measure: MeasureParams = field(default_factory=MeasureParams)
@@ -91,7 +92,7 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data with defaults filled in (the run directory keeps it as recipe.yaml)."""
         return {"name": self.name, "description": self.description, "base": self.base, "teacher": self.teacher,
-                "data": self.data, "steps": [s.to_dict() for s in self.steps],
+                "data": self.data, "eval_data": self.eval_spec, "steps": [s.to_dict() for s in self.steps],
                 "evaluate": self.evaluate.to_dict(), "measure": self.measure.to_dict()}
 
     def train_data(self) -> str:
@@ -101,8 +102,12 @@ class Recipe:
         return train_spec(self.data)
 
     def eval_data(self) -> str:
-        """Data spec of the final evaluation (synthetic → ``synthetic:<evaluate.split>``)."""
-        return f"synthetic:{self.evaluate.split}" if self.data == "synthetic" else self.data
+        """Data spec of the final evaluation: the recipe's ``eval_data``, else ``synthetic:<evaluate.split>``.
+
+        Training and calibration draw from ``data``; the final score comes from this held-out split
+        (``parse_recipe`` requires it for MPII data and refuses the training annotations).
+        """
+        return self.eval_spec or f"synthetic:{self.evaluate.split}"
 
 
 def _where(source: str, path: str) -> str:
@@ -122,7 +127,7 @@ def parse_recipe(raw: Any, source: str = "") -> Recipe:
             raise unknown_key_error(str(key), list(TOP_KEYS), source or "recipe")
     default_name = Path(source).stem if source else ""
     fields: dict[str, Any] = {}
-    for key in ("name", "description", "base", "teacher", "data"):
+    for key in ("name", "description", "base", "teacher", "data", "eval_data"):
         value = raw.get(key)
         if value is None:
             continue
@@ -136,10 +141,34 @@ def parse_recipe(raw: Any, source: str = "") -> Recipe:
     data = fields.get("data", "synthetic")
     if data.partition(":")[0] not in ("synthetic", "mpii") or data.startswith("synthetic:"):
         raise HGCError(f"{_where(source, 'data')}: {data!r} is not synthetic or mpii:ANNOT[:IMAGES]")
+    _check_eval_data(data, fields.get("eval_data"), source)
+    fields["eval_spec"] = fields.pop("eval_data", None)
     steps = _parse_steps(raw.get("steps"), source)
     evaluate = EvaluateParams.build(raw.get("evaluate"), _where(source, "evaluate"))
     measure = MeasureParams.build(raw.get("measure"), _where(source, "measure"))
     return Recipe(**fields, steps=steps, evaluate=evaluate, measure=measure, source=source)
+
+
+def _check_eval_data(data: str, eval_data: str | None, source: str) -> None:
+    """``eval_data`` is a held-out split: synthetic:val|test or mpii:ANNOT[:IMAGES] with other annotations.
+
+    It may be left out only for synthetic data (then ``synthetic:<evaluate.split>``); MPII recipes must name
+    the annotations the final evaluation scores, never the ones they train and calibrate on.
+    """
+    where = _where(source, "eval_data")
+    if eval_data is None:
+        if data.startswith("mpii:"):
+            raise HGCError(f"{where}: required when data is {data!r}: name the held-out annotations the final "
+                           "evaluation scores (mpii:ANNOT[:IMAGES]); data is for training and calibration only")
+        return
+    kind = eval_data.partition(":")[0]
+    if eval_data not in ("synthetic:val", "synthetic:test") and not (kind == "mpii" and eval_data.count(":") >= 1
+                                                                    and eval_data.split(":")[1]):
+        raise HGCError(f"{where}: {eval_data!r} is not synthetic:val, synthetic:test or mpii:ANNOT[:IMAGES]")
+    if kind == "mpii" and data.startswith("mpii:") and \
+            os.path.normpath(eval_data.split(":")[1]) == os.path.normpath(data.split(":")[1]):
+        raise HGCError(f"{where}: {eval_data!r} scores the annotations data trains on; "
+                       "give held-out annotations")
 
 
 def _parse_steps(raw: Any, source: str) -> list[Step]:
@@ -170,6 +199,8 @@ def read_yaml(path: str | os.PathLike) -> Any:
     try:
         with open(path, encoding="utf-8") as handle:
             return yaml.safe_load(handle)
+    except UnicodeDecodeError as exc:
+        raise HGCError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -277,10 +308,11 @@ def check_inputs(recipe: Recipe, checkpoint: str | None = None) -> tuple[str, st
     teacher = None if recipe.teacher == "base" else recipe.teacher
     if teacher is not None and not os.path.isfile(teacher):
         raise HGCError(f"{_where(recipe.source, 'teacher')}: {teacher}: no such checkpoint file")
-    if recipe.data.startswith("mpii:"):
-        annotations = recipe.data.split(":")[1]
-        if not os.path.exists(annotations):
-            raise HGCError(f"{_where(recipe.source, 'data')}: {annotations}: no such annotation file")
+    for key, spec in (("data", recipe.data), ("eval_data", recipe.eval_spec or "")):
+        if spec.startswith("mpii:"):
+            annotations = spec.split(":")[1]
+            if not os.path.exists(annotations):
+                raise HGCError(f"{_where(recipe.source, key)}: {annotations}: no such annotation file")
     return base, teacher
 
 

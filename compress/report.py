@@ -22,8 +22,7 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.pareto import pareto_front
-
-RESULTS_FORMAT = "hgc-results/1"
+from compress.runner import RESULTS_FORMAT
 REQUIRED = {"name": str, "pckh_mean": (int, float, type(None)), "bytes": int, "params": (int, float),
             "latency": list, "steps": list}
 
@@ -85,10 +84,23 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "cpu": (data.get("machine") or {}).get("cpu"), "threads": None,
            "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path)}
     for lat in data["latency"]:
+        if not _times_the_artifact(lat, data):
+            continue
         for stat in ("p50", "p90"):
             row[latency_column(lat["runtime"], lat["batch"], stat)] = _float(lat.get(f"{stat}_ms"))
         row["threads"] = lat.get("threads")
     return row
+
+
+def _times_the_artifact(lat: dict[str, Any], data: dict[str, Any]) -> bool:
+    """False for a latency row that timed something other than the artifact the row's PCKh and size describe.
+
+    A runtime listed in ``skipped_runtimes`` never counts; neither does an older results file's torch row that
+    timed the fp32 checkpoint (``timed: model.pt``) while the artifact is int8 or fp16.
+    """
+    if lat.get("runtime") in (data.get("skipped_runtimes") or {}):
+        return False
+    return not (str(lat.get("timed", "")).endswith(".pt") and data.get("precision") not in (None, "fp32"))
 
 
 def _float(value: Any) -> float:
@@ -364,7 +376,10 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
              "pckh_vs_size": plot(frame.assign(mb=frame.bytes / 1e6), "mb", "artifact size on disk (MB, log)",
                                   "PCKh vs size", "front_size", base, floor, floor_label)}
     md, page = _texts(rep, frame, runs, max_drop, reference, {k: v[0] for k, v in plots.items()})
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HGCError(f"-o {out}: not a directory (a file has that name, or a path on the way is a file)") from None
     outputs: dict[str, bytes] = {"results.csv": frame.to_csv(index=False).encode(), "report.md": md.encode(),
                                  "report.html": page.encode()}
     for name, (png, svg) in plots.items():

@@ -97,7 +97,11 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 owner = read_json(self.path) or {}
-                if owner.get("host") == me["host"] and not _alive(int(owner.get("pid", -1))):
+                pid = owner.get("pid")
+                if not isinstance(pid, int) or isinstance(pid, bool):
+                    raise HGCError(f"{self.path}: unreadable run lock (no process id in it); if no other hgc run "
+                                   f"is using {self.path.parent}, remove {self.path} and run again") from None
+                if owner.get("host") == me["host"] and not _alive(pid):
                     self.path.unlink(missing_ok=True)
                     continue
                 raise HGCError(f"{self.path.parent}: in use by pid {owner.get('pid')} on {owner.get('host')} "
@@ -165,12 +169,22 @@ def _remove_stale_steps(run_dir: Path, keep: set[str]) -> None:
             shutil.rmtree(child)
 
 
-def _finished(step_dir: Path, digest: str, target: Path) -> dict[str, Any] | None:
-    """``done.json`` if it records ``digest`` and its output file still has the recorded sha256."""
+def _finished(step_dir: Path, digest: str, target: Path, artifact_root: Path | None = None) -> dict[str, Any] | None:
+    """``done.json`` if it records ``digest`` and its output file (and artifact) still have the recorded sha256.
+
+    ``done.json``'s ``artifact`` is a path relative to ``artifact_root`` (default ``step_dir``); a missing or
+    changed artifact means the step is not finished, so it runs again instead of feeding a stale file on.
+    """
     done = read_json(step_dir / "done.json")
     if not done or done.get("input_hash") != digest or not target.is_file():
         return None
-    return done if sha256_file(target) == done.get("output_sha256") else None
+    if sha256_file(target) != done.get("output_sha256"):
+        return None
+    if done.get("artifact"):
+        path = (artifact_root or step_dir) / str(done["artifact"])
+        if not path.is_file() or sha256_file(path) != done.get("artifact_sha256"):
+            return None
+    return done
 
 
 def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs", device: str = "cpu",
@@ -183,7 +197,10 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
     say = echo or (lambda _line: None)
     base, teacher_path = preflight(recipe, checkpoint, device)
     run_dir = Path(out) / recipe.name
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HGCError(f"--out {out}: cannot create the run directory {run_dir} (a path on the way is a file)") from None
     result = RunResult(name=recipe.name, dir=str(run_dir))
     with RunLock(run_dir):
         import yaml
@@ -192,7 +209,7 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
         names = [f"{i:02d}-{s.op}" for i, s in enumerate(recipe.steps)]
         _remove_stale_steps(run_dir, set(names))
         teacher_file = teacher_path or base
-        shared = {"code_version": ckpt.CODE_VERSION, "quick": quick, "data": recipe.train_data(),
+        shared = {"code_version": ckpt.code_version(), "quick": quick, "data": recipe.train_data(),
                   "teacher_sha256": sha256_file(teacher_file)}
         teacher_cache: list[Any] = []
 
@@ -254,7 +271,9 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
                "params": count_params(model), "macs": count_macs(model, size), **ctx.metrics}
     write_json(step_dir / "metrics.json", metrics)
     done = {"input_hash": digest, "inputs": inputs, "output_sha256": sha256_file(step_dir / "model.pt"),
-            "artifact": ctx.artifact, "seconds": round(seconds, 3), "finished": _now()}
+            "artifact": ctx.artifact,
+            "artifact_sha256": sha256_file(step_dir / ctx.artifact) if ctx.artifact else None,
+            "seconds": round(seconds, 3), "finished": _now()}
     write_json(step_dir / "done.json", done)
     for scratch in ctx.scratch_files:
         scratch.unlink(missing_ok=True)
@@ -281,7 +300,7 @@ def _final_inputs(recipe: Recipe, model_sha: str, artifact: str | None, records:
             "artifact_sha256": sha256_file(artifact) if artifact else None,
             "steps": [r["input_hash"] for r in records], "evaluate": evaluate, "measure": measure,
             "eval_data": recipe.eval_data(), "device": device, "quick": quick,
-            "code_version": ckpt.CODE_VERSION}
+            "code_version": ckpt.code_version()}
 
 
 def _finish(recipe: Recipe, run_dir: Path, model_path: str, model_sha: str, artifact: str | None,
@@ -290,31 +309,39 @@ def _finish(recipe: Recipe, run_dir: Path, model_path: str, model_sha: str, arti
     final, results_path = run_dir / "final", run_dir / "results.json"
     inputs = _final_inputs(recipe, model_sha, artifact, records, device, quick)
     digest = input_hash(inputs)
-    if _finished(final, digest, results_path) and read_json(results_path):
+    if _finished(final, digest, results_path, artifact_root=run_dir) and read_json(results_path):
         return StepOutcome(len(records), "final", str(final), "skipped", 0.0, "skipped (unchanged)"), \
             read_json(results_path) or {}
     _clear(final)
     started = time.perf_counter()
+    fp32_export = artifact is None
     if artifact is None:
         from compress.export import export_onnx
 
         artifact = export_onnx(model_path, final / "model.onnx", dynamic_batch=True, data=recipe.eval_data()).path
-    row = _evaluate_and_measure(artifact, model_path, inputs, device)
+    row = _evaluate_and_measure(artifact, model_path, inputs, device, final, fp32_export)
     results = {"format": RESULTS_FORMAT, "name": recipe.name, "recipe": recipe.to_dict(),
                "recipe_file": recipe.source, "overrides": recipe.overrides, "base": base,
                "base_sha256": sha256_file(base), "quick": quick, "device": device,
                "steps": records, "artifact": {"path": os.path.relpath(artifact, run_dir),
                                               "sha256": sha256_file(artifact)},
-               **row, "code_version": ckpt.CODE_VERSION, "created": _now()}
+               **row, "code_version": ckpt.code_version(), "created": _now()}
     write_json(results_path, results)
     seconds = time.perf_counter() - started
     write_json(final / "done.json", {"input_hash": digest, "inputs": inputs, "finished": _now(),
-                                     "output_sha256": sha256_file(results_path), "seconds": round(seconds, 3)})
+                                     "output_sha256": sha256_file(results_path),
+                                     "artifact": os.path.relpath(artifact, run_dir),
+                                     "artifact_sha256": sha256_file(artifact), "seconds": round(seconds, 3)})
     return StepOutcome(len(records), "final", str(final), "ran", seconds, _final_summary(results, run_dir)), results
 
 
-def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any], device: str) -> dict[str, Any]:
-    """PCKh of the artifact as exported, its cost and bytes, and latency per runtime and batch size."""
+def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any], device: str, final: Path,
+                          fp32_export: bool) -> dict[str, Any]:
+    """PCKh of the artifact as exported (``final/eval.json``), its cost and bytes, and latency per runtime.
+
+    Torch runtimes time the checkpoint, so they are timed only when the artifact is that checkpoint's fp32
+    export (``fp32_export``); otherwise they are skipped and ``skipped_runtimes`` says why.
+    """
     from compress.evaluate import evaluate
     from compress.measure.bench import bench_models, model_cost
     from compress.measure.machine import machine_info
@@ -326,12 +353,17 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
     predictor = load_predictor(artifact, device=_eval_device(artifact, device))
     report = evaluate(predictor, inputs["eval_data"], limit=ev["limit"], flip=ev["flip"], batch_size=ev["batch_size"])
     pckh = report.result.to_dict()
-    write_json(Path(artifact).parent / "eval.json", {"data": inputs["eval_data"], "samples": len(report.indices),
+    write_json(final / "eval.json", {"data": inputs["eval_data"], "samples": len(report.indices),
                                                      **ev, **pckh})
     cost, sizes = model_cost(artifact), file_sizes(artifact)
-    latency, notes, machine = [], [], machine_info()
+    latency, notes, machine, skipped = [], [], machine_info(), {}
     for name in ms["runtimes"]:
         kind, dev, provider, compiled = RUNTIMES[name]
+        if kind != "onnx" and not fp32_export:
+            skipped[name] = (f"artifact is {cost['precision'] or 'a non-fp32'} "
+                             f"{'ONNX' if artifact.endswith('.onnx') else 'file'} "
+                             f"{os.path.basename(artifact)}; {name} would time the fp32 checkpoint")
+            continue
         if kind == "onnx" and not artifact.endswith(".onnx"):
             notes.append(f"{name}: not timed, the artifact {os.path.basename(artifact)} is not an ONNX file")
             continue
@@ -349,7 +381,8 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
             "pckh": pckh, "pckh_mean": pckh["Mean"], "pckh01_mean": pckh["Mean@0.1"], "auc": pckh["AUC"],
             "precision": cost["precision"], "params": cost["params"], "macs": cost["macs"],
             "bytes": sizes["bytes"], "gzip_bytes": sizes["gzip_bytes"], "lzma_bytes": sizes["lzma_bytes"],
-            "latency": latency, "machine": machine, "lineage": cost.get("lineage", []), "notes": notes}
+            "latency": latency, "skipped_runtimes": skipped, "machine": machine,
+            "lineage": cost.get("lineage", []), "notes": notes}
 
 
 def _eval_device(artifact: str, device: str) -> str:

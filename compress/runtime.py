@@ -32,11 +32,13 @@ PROVIDER_ALIASES = {
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
 
-def _check_cuda(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HGCError(f"--device {device}: CUDA is not available on this machine (available: cpu)")
-    if not (device == "cpu" or device.startswith("cuda")):
+def check_device(device: str, need_torch_cuda: bool = True) -> str:
+    """Validate a ``--device`` value (cpu, cuda, cuda:N) and, for PyTorch, that CUDA is really there."""
+    if not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
         raise HGCError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+    if need_torch_cuda and device.startswith("cuda") and not torch.cuda.is_available():
+        raise HGCError(f"--device {device}: CUDA is not available on this machine (available: cpu)")
+    return device
 
 
 class TorchPredictor:
@@ -49,7 +51,7 @@ class TorchPredictor:
 
     def __init__(self, model: torch.nn.Module, device: str = "cpu", *, compile: bool = False,
                  threads: int | None = None, path: str = "") -> None:
-        _check_cuda(device)
+        check_device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
         self.model = model.to(device).eval()
@@ -137,8 +139,7 @@ class OrtPredictor:
 
     def __init__(self, path: str, device: str = "cpu", provider: str | None = None,
                  threads: int | None = None) -> None:
-        if not (device == "cpu" or re.fullmatch(r"cuda(:\d+)?", device)):
-            raise HGCError(f"--device {device!r}: expected cpu, cuda or cuda:N")
+        check_device(device, need_torch_cuda=False)
         providers = resolve_providers(provider, device)
         device_id = int(device.partition(":")[2] or 0)
         self.session = open_session(path, providers, threads, path, device_id)

@@ -151,6 +151,17 @@ class Params:
 
 
 @dataclass
+class DistillParams(Params):
+    """FPD distillation against the recipe's teacher: alpha · MSE(student, teacher) + (1 − alpha) · MSE(student, gt).
+
+    Shared by the ops that train (``finetune``, ``quantize.qat``); it lives here because techniques never
+    import each other.
+    """
+
+    alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
+
+
+@dataclass
 class StepContext:
     """What a step function may use besides the model: data, device, teacher, its own directory.
 

@@ -6,8 +6,10 @@ run directory, so a local pool (``sweep(..., jobs=N)``) and a cluster scheduler 
 """
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -174,7 +176,9 @@ def sweep(paths: Sequence[str], jobs: int = 1, sets: Sequence[str] = (), checkpo
           out: str = "runs", device: str = "cpu", quick: bool = False, echo: Echo | None = None) -> list[JobOutcome]:
     """Run every recipe × ``--set`` expansion as its own process, ``jobs`` at a time.
 
-    Everything is validated before the first process starts; each process logs to ``<out>/<name>/run.log``.
+    Everything is validated before the first process starts; each process appends to ``<out>/<name>/run.log``
+    (a streaming log, one header line per attempt, never truncated: a second sweep must not wipe the log of a
+    run that is still going).
     """
     if jobs < 1:
         raise HGCError(f"--jobs {jobs}: must be ≥ 1")
@@ -183,10 +187,20 @@ def sweep(paths: Sequence[str], jobs: int = 1, sets: Sequence[str] = (), checkpo
     def one(item: tuple[str, dict[str, Any], Recipe]) -> JobOutcome:
         path, overrides, recipe = item
         run_dir = Path(out) / recipe.name
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise HGCError(f"--out {out}: cannot create the run directory {run_dir} (a path on the way is a file)") \
+                from None
         log = run_dir / "run.log"
         started = time.perf_counter()
-        with open(log, "w") as handle:
+        # Deliberately appended to, not written atomically: run.log is a streaming log the child writes while
+        # it runs, and the file is opened before the child takes the run lock, so "w" would truncate the log
+        # of a run another sweep is still executing. Each attempt starts with a header line.
+        with open(log, "a") as handle:
+            handle.write(f"=== hgc sweep: {recipe.name} started {datetime.datetime.now().isoformat(timespec='seconds')}"
+                         f" (pid {os.getpid()}) ===\n")
+            handle.flush()
             done = subprocess.run(run_command(path, overrides, checkpoint, out, device, quick) + ["--no-progress"],
                                   stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
         lines = log.read_text(errors="replace").strip().splitlines()

@@ -16,12 +16,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from compress.data.dataset import PoseDataset, open_source
-from compress.errors import HGCError
-from compress.io import atomic_path
+from compress.data.dataset import PoseDataset, open_source, train_spec, val_spec
+from compress.errors import HGCError, first_line
+from compress.io import atomic_path, check_output
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
+from compress.runtime import check_device
 
 OPTIMIZERS = ("adam", "rmsprop")
 ExtraLoss = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
@@ -54,6 +55,15 @@ class TrainConfig:
                 raise HGCError(f"{name}: must be ≥ 1, got {getattr(self, name)}")
         if not 0.0 <= self.distill_alpha <= 1.0:
             raise HGCError(f"distill_alpha: must lie in [0, 1], got {self.distill_alpha}")
+        if not self.sigma > 0:
+            raise HGCError(f"sigma: the heatmap Gaussian needs sigma > 0, got {self.sigma}")
+        if self.lr <= 0:
+            raise HGCError(f"lr: must be > 0, got {self.lr}")
+        for name in ("workers", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise HGCError(f"{name}: must be ≥ 0, got {getattr(self, name)}")
+        if self.val_samples < 1:
+            raise HGCError(f"val_samples: must be ≥ 1, got {self.val_samples}")
         if any(not 0.0 < m < 1.0 for m in self.lr_milestones):
             raise HGCError(f"lr_milestones: fractions of the run in (0, 1), got {self.lr_milestones}")
 
@@ -97,14 +107,22 @@ class _Stream(torch.utils.data.Sampler):
         return self.total - self.start
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world) from torchrun's environment, initialising the process group once."""
+def _distributed(device: str) -> tuple[int, int, str]:
+    """(rank, world, this rank's device) from torchrun's environment, initialising the process group once.
+
+    CUDA ranks each take the GPU of their local rank and talk over NCCL; CPU ranks use gloo.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
+        return 0, 1, device
+    cuda = device.startswith("cuda")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), world, device
 
 
 def state_path(out: str) -> str:
@@ -124,18 +142,23 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
     """
     from compress.evaluate import evaluate
 
-    rank, world = _distributed()
-    device = torch.device(cfg.device)
+    check_output(out)
+    if val_data is None and cfg.val_every and not data.startswith("synthetic"):
+        raise HGCError(f"--val-every with --data {data}: name the validation annotations with --val-data "
+                       "(validating on the training file would not measure generalisation)")
+    rank, world, device_name = _distributed(check_device(cfg.device))
+    device = torch.device(device_name)
     torch.manual_seed(cfg.seed)
     mc = model.config
-    source = open_source(data, size=mc.input_size, seed=cfg.seed, skip_bad=skip_bad)
+    source = open_source(train_spec(data), size=mc.input_size, seed=cfg.seed, skip_bad=skip_bad)
     dataset = PoseDataset(source, mc.input_size, mc.heatmap_size, cfg.sigma, train=True, seed=cfg.seed)
     model.to(device).train()
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ddp_devices = [device.index] if device.type == "cuda" and world > 1 else None
+    net = nn.parallel.DistributedDataParallel(model, device_ids=ddp_devices) if world > 1 else model
     optim = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop)(model.parameters(), lr=cfg.lr)
     start, history = 0, []
     if resume:
-        start, history = _restore(out, model, optim)
+        start, history = _restore(out, model, optim, cfg)
     if teacher is not None:
         teacher.to(device).eval().requires_grad_(False)
     loader = torch.utils.data.DataLoader(
@@ -170,7 +193,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
                   "seconds": now - tick, "images_per_s": cfg.batch_size * world / max(now - tick, 1e-9)}
         tick = now
         if cfg.val_every and (done % cfg.val_every == 0 or done == cfg.steps) and rank == 0:
-            report = evaluate(model, val_data or _default_val(data), limit=cfg.val_samples, device=cfg.device)
+            report = evaluate(model, val_data or val_spec(data), limit=cfg.val_samples, device=device_name)
             model.train()
             record["val_pckh"] = report.result.table()["Mean"]
         history.append(record)
@@ -185,14 +208,9 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
         for buffer in model.buffers():
             dist.broadcast(buffer, 0)
         dist.barrier()
+        dist.destroy_process_group()
     model.eval()
     return TrainResult(step=cfg.steps, path=out, history=history)
-
-
-def _default_val(data: str) -> str:
-    from compress.data.dataset import val_spec
-
-    return val_spec(data)
 
 
 def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step: int,
@@ -203,8 +221,9 @@ def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step:
     full_meta = {"dataset": data, "input_size": model.config.input_size, "seed": cfg.seed, "step": step,
                  "train": dataclasses.asdict(cfg), **training_record(history, cfg.batch_size), **(meta or {})}
     checkpoint.save(model, out, meta=full_meta, lineage=lineage)
-    state = {"step": step, "optimizer": optim.state_dict(), "history_json": json.dumps(history),
-             "torch_rng": torch.get_rng_state()}
+    state = {"step": step, "model": model.state_dict(), "optimizer": optim.state_dict(),
+             "history_json": json.dumps(history), "torch_rng": torch.get_rng_state(),
+             "train_json": json.dumps(dataclasses.asdict(cfg))}
     with atomic_path(state_path(out)) as tmp:
         torch.save(state, tmp)
     model.train(was_training)
@@ -217,22 +236,35 @@ def training_record(history: list[dict[str, float]], batch_size: int) -> dict[st
     return {"wall_s": round(wall, 1), "val_curve": curve}
 
 
-def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer) -> tuple[int, list[dict[str, float]]]:
-    """Load weights, optimizer state and history from a previous run of the same command."""
+def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
+             cfg: TrainConfig) -> tuple[int, list[dict[str, float]]]:
+    """Weights, optimizer state, RNG and history from the ``.state`` file (one atomic write, so consistent)."""
     path = state_path(out)
     if not (os.path.isfile(out) and os.path.isfile(path)):
         raise HGCError(f"--resume: no checkpoint to resume at {out} (needs {out} and {path})")
-    saved, _ = checkpoint.load(out)
-    if saved.config.to_dict() != model.config.to_dict():
+    _, info = checkpoint.load(out)
+    if info.config.to_dict() != model.config.to_dict():
         raise HGCError(f"--resume: {out} was trained with a different model config")
-    model.load_state_dict(saved.state_dict())
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        optim.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        return int(state["step"]), json.loads(state["history_json"])
+        step = int(state["step"])
     except Exception as exc:  # any damage to the state file is reported the same way
-        raise HGCError(f"--resume: {path} is damaged: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise HGCError(f"--resume: {path} is damaged: {first_line(exc)}") from None
+    saved_cfg = json.loads(state.get("train_json", "{}"))
+    changed = [k for k in ("steps", "batch_size", "seed", "lr", "optimizer") if k in saved_cfg
+               and saved_cfg[k] != getattr(cfg, k)]
+    if changed:
+        raise HGCError(f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
+                       "resume with the same command")
+    if "model" in state:
+        model.load_state_dict(state["model"])
+    elif info.meta.get("step") == step:  # older state files kept the weights only in the checkpoint
+        model.load_state_dict(checkpoint.load(out)[0].state_dict())
+    else:
+        raise HGCError(f"--resume: {out} (step {info.meta.get('step')}) and {path} (step {step}) disagree")
+    optim.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return step, json.loads(state["history_json"])
 
 
 class _NoBar:

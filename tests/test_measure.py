@@ -181,3 +181,24 @@ def test_cli_bench_bad_input_is_one_line_exit_2(models: tuple[Path, Path], tmp_p
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_int8_artifact_has_the_params_of_its_fp32_export(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    import torch
+
+    from compress.export import export_onnx
+    from compress.measure.cost import load_onnx
+    from compress.techniques.quantize import quantize_onnx_int8
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        checkpoint.save(StackedHourglass(tiny_config), tmp_path / "m.pt")
+        fp32 = export_onnx(str(tmp_path / "m.pt"), tmp_path / "m.onnx", dynamic_batch=True).path
+        int8 = str(tmp_path / "m.int8.onnx")
+        quantize_onnx_int8(fp32, int8, "synthetic:train", calibration_images=4, sensitivity_images=4)
+    finally:
+        torch.set_num_threads(threads)
+    proto = load_onnx(int8)
+    assert any(t.data_type == TensorProto.INT32 for t in proto.graph.initializer)  # int32 biases are there
+    assert onnx_params(proto) == onnx_params(load_onnx(fp32))  # compare to the fp32 ONNX, not the checkpoint

@@ -70,6 +70,7 @@ def quantize_op(monkeypatch: pytest.MonkeyPatch) -> None:
     ("steps: [{finetune: {steps: 0}}]", "steps[0].finetune.steps: 0 is outside [1, inf]"),
     ("steps: [{finetune: {distill: {alfa: 1}}}]", "steps[0].finetune.distill: unknown key 'alfa' (did you mean 'alpha'?)"),
     ("steps: [{finetune: {distill: {alpha: 2}}}]", "steps[0].finetune.distill.alpha: 2.0 is outside [0.0, 1.0]"),
+    ("steps: [{finetune: {sigma: 0}}]", "steps[0].finetune.sigma: 0.0 must be > 0"),
     ("steps: [{finetune: {lr_milestones: [0]}}]", "steps[0].finetune.lr_milestones: fractions of the run in (0, 1)"),
     ("steps: [{finetun: {}}]", "steps[0]: unknown op 'finetun' (did you mean 'finetune'?)"),
     ("steps: [{finetune: {}, quantize: {}}]", "steps[0]: expected a single-key map"),
@@ -78,6 +79,11 @@ def quantize_op(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name: [1]", "name: expected a string"),
     ("name: 'a b/c'", "name: 'a b/c' is not a usable run name"),
     ("data: imagenet", "data: 'imagenet' is not synthetic or mpii"),
+    ("data: 'mpii:a.json:img'", "eval_data: required when data is 'mpii:a.json:img'"),
+    ("{data: 'mpii:a.json:img', eval_data: 'mpii:./a.json:img'}", "eval_data: 'mpii:./a.json:img' scores the "
+                                                                  "annotations data trains on"),
+    ("eval_data: synthetic:train", "eval_data: 'synthetic:train' is not synthetic:val, synthetic:test or mpii"),
+    ("eval_data: [1]", "eval_data: expected a string"),
     ("evaluate: {split: train}", "evaluate.split: 'train' is not one of val, test"),
     ("evaluate: {limit: 0}", "evaluate.limit: 0 is outside"),
     ("measure: {runtimes: [onnx]}", "measure.runtimes[0]: 'onnx' is not one of onnxruntime-cpu"),
@@ -128,3 +134,23 @@ def test_overrides_apply_rename_and_reject_unknown_paths(tmp_path: Path) -> None
         assert message in str(info.value)
     with pytest.raises(HGCError, match=r"steps\[0\]\.finetune\.steps: expected int"):
         load_recipe(path, {"steps.0.finetune.steps": "x"})
+
+
+def test_eval_data_is_a_held_out_split(tmp_path: Path, tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_recipe(_write(tmp_path, "evaluate: {split: test}\n")).eval_data() == "synthetic:test"
+    recipe = load_recipe(_write(tmp_path, "data: 'mpii:train.json:img'\neval_data: 'mpii:val.json:img'\n"))
+    assert recipe.train_data().startswith("mpii:train.json") and recipe.eval_data() == "mpii:val.json:img"
+    assert parse_recipe(yaml.safe_load(yaml.safe_dump(recipe.to_dict())), "again").to_dict() == recipe.to_dict()
+    ckpt = tmp_path / "m.pt"
+    checkpoint.save(StackedHourglass(tiny_config), ckpt)
+    (tmp_path / "train.json").write_text("[]")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HGCError, match=r"r\.yaml: eval_data: val\.json: no such annotation file"):
+        check_inputs(recipe, str(ckpt))
+
+
+def test_a_recipe_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("description: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(HGCError, match=f"{path}: not a UTF-8 text file"):
+        load_recipe(path)

@@ -120,3 +120,26 @@ def test_bad_input_is_one_error_and_nothing_is_written(runs: Path, tmp_path: Pat
 def test_short_labels_keep_the_swept_values() -> None:
     assert short_label("ft@steps.0.finetune.steps=10,steps.0.finetune.lr=0.001") == "ft@steps=10,lr=0.001"
     assert short_label("baseline") == "baseline" and short_label("ft@1a2b3c4d") == "ft@1a2b3c4d"
+
+
+def test_latency_rows_that_did_not_time_the_artifact_are_ignored(runs: Path, tmp_path: Path) -> None:
+    row = _results(*RUNS[4])  # prune50-int8
+    skipped = {**row, "precision": "int8", "skipped_runtimes": {"torch-cpu": "artifact is int8 ONNX"}}
+    (runs / "prune50-int8" / "results.json").write_text(json.dumps(skipped))
+    legacy = _results(*RUNS[3])  # an older results file: torch-cpu timed the fp32 checkpoint of an int8 artifact
+    legacy.update(precision="int8", latency=[{**lat, "timed": "model.pt" if lat["runtime"] == "torch-cpu"
+                                              else "model.int8.onnx"} for lat in legacy["latency"]])
+    (runs / "prune70" / "results.json").write_text(json.dumps(legacy))
+    rep = build_report([str(runs)], str(tmp_path / "r"), runtime="torch-cpu", batch=1)
+    table = rep.table.set_index("run")
+    assert table.loc["prune50-int8", "latency_ms"] != table.loc["prune50-int8", "latency_ms"]  # NaN
+    assert pd.isna(table.loc["prune70", "latency_ms"]) and table.loc["prune50", "latency_ms"] == 15.0
+    assert table.loc["prune50-int8", "p50_ms:onnxruntime-cpu:b1"] == 6.0
+
+
+def test_output_path_that_is_a_file_is_one_error(runs: Path, tmp_path: Path) -> None:
+    occupied = tmp_path / "occupied"
+    occupied.write_text("x")
+    for out in (occupied, occupied / "sub"):
+        with pytest.raises(HGCError, match=f"-o {out}: not a directory"):
+            build_report([str(runs)], str(out))

@@ -105,6 +105,34 @@ def test_damaged_outputs_are_never_trusted(tmp_path: Path, base: str) -> None:
     checkpoint.load(run / "00-finetune" / "model.pt")  # rewritten whole
 
 
+def test_a_deleted_or_changed_final_artifact_reruns_the_final_stage(tmp_path: Path, base: str) -> None:
+    out = str(tmp_path / "runs")
+    path = _recipe(tmp_path, "steps: []\n")
+    run_recipe(load_recipe(path), checkpoint=base, out=out, progress=False)
+    final = tmp_path / "runs" / "r" / "final"
+    assert json.loads((final / "done.json").read_text())["artifact"] == "final/model.onnx"
+    (final / "model.onnx").unlink()
+    assert [s.status for s in run_recipe(load_recipe(path), checkpoint=base, out=out, progress=False).steps] \
+        == ["ran"]
+    assert (final / "model.onnx").is_file()
+    with open(final / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    assert [s.status for s in run_recipe(load_recipe(path), checkpoint=base, out=out, progress=False).steps] \
+        == ["ran"]
+    assert [s.status for s in run_recipe(load_recipe(path), checkpoint=base, out=out, progress=False).steps] \
+        == ["skipped"]
+
+
+def test_an_unreadable_lock_is_one_error_naming_it(tmp_path: Path, base: str) -> None:
+    path = _recipe(tmp_path, "steps: []\n")
+    lock = tmp_path / "runs" / "r" / ".lock"
+    lock.parent.mkdir(parents=True)
+    for text in ('{"pid": "abc", "host": "x"}', "garbage"):
+        lock.write_text(text)
+        with pytest.raises(HGCError, match=f"{lock}: unreadable run lock.*remove {lock}"):
+            run_recipe(load_recipe(path), checkpoint=base, out=str(tmp_path / "runs"), progress=False)
+
+
 def test_invalid_input_writes_nothing(tmp_path: Path, base: str) -> None:
     out = tmp_path / "runs"
     path = _recipe(tmp_path, "steps:\n" + _finetune(2))
@@ -151,3 +179,11 @@ def test_kill_9_mid_step_then_rerun_resumes_to_the_same_model(tmp_path: Path, ba
     rows = [json.loads((d / "r" / "results.json").read_text()) for d in (killed, straight)]
     assert rows[0]["pckh"] == rows[1]["pckh"]
     assert [s["op"] for s in rows[0]["steps"]] == ["finetune", "finetune"]
+
+
+def test_out_that_is_a_file_is_one_error(tmp_path: Path, base: str) -> None:
+    path = _recipe(tmp_path, "steps: []\n")
+    occupied = tmp_path / "occupied"
+    occupied.write_text("x")
+    with pytest.raises(HGCError, match=f"--out {occupied}: cannot create the run directory"):
+        run_recipe(load_recipe(path), checkpoint=base, out=str(occupied), progress=False)

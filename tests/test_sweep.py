@@ -77,9 +77,14 @@ def test_a_failing_run_is_reported_with_its_error_line(files: tuple[str, str], t
     damaged = tmp_path / "damaged.pt"
     damaged.write_bytes(b"\x00" * 64)  # exists (passes planning), fails inside the run process
     lines: list[str] = []
+    earlier = tmp_path / "runs" / "ft@steps.0.finetune.steps=1" / "run.log"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("an earlier attempt's log\n")  # e.g. a run another sweep is still executing
     outcomes = sweep([recipe], jobs=2, sets=["steps.0.finetune.steps=1,2"], checkpoint=str(damaged),
                      out=str(tmp_path / "runs"), echo=lines.append)
     assert [o.returncode for o in outcomes] == [2, 2]
+    logged = earlier.read_text().splitlines()  # appended to, never truncated; a header names the attempt
+    assert logged[0] == "an earlier attempt's log" and logged[1].startswith("=== hgc sweep: ft@steps.0.finetune")
     assert all("damaged.pt" in o.last_line and "Traceback" not in o.last_line for o in outcomes)
     assert all("FAILED (exit 2)" in line for line in lines)
     with pytest.raises(HGCError, match="--jobs 0"):

@@ -64,6 +64,45 @@ def test_resume_is_bit_for_bit(tmp_path: Path, tiny_config: HourglassConfig) -> 
         assert torch.equal(a, b), name
 
 
+def test_resume_reads_weights_from_the_state_file(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    """A kill between the checkpoint write and the state write must not mix steps: the state file rules."""
+    cfg = TrainConfig(steps=6, checkpoint_every=3, **FAST)
+    straight = _model(tiny_config)
+    train(straight, "synthetic", cfg, str(tmp_path / "a.pt"), progress=False)
+    out = str(tmp_path / "b.pt")
+    with pytest.raises(KeyboardInterrupt):
+        train(_model(tiny_config), "synthetic", cfg, out, extra_loss=_Interrupt(at=5), progress=False)
+    checkpoint.save(_model(tiny_config, seed=99), out, meta={"step": 4})  # a newer checkpoint, no state
+    resumed = _model(tiny_config, seed=7)
+    train(resumed, "synthetic", cfg, out, resume=True, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    out = str(tmp_path / "m.pt")
+    train(_model(tiny_config), "synthetic", TrainConfig(steps=2, **FAST), out, progress=False)
+    with pytest.raises(HGCError, match="other settings .*steps"):
+        train(_model(tiny_config), "synthetic", TrainConfig(steps=4, **FAST), out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("bad, match", [({"sigma": 0.0}, "sigma"), ({"lr": 0.0}, "lr"),
+                                        ({"workers": -1}, "workers"), ({"val_samples": 0}, "val_samples")])
+def test_bad_training_settings(bad: dict, match: str) -> None:
+    with pytest.raises(HGCError, match=match):
+        TrainConfig(**bad)
+
+
+def test_output_problems_fail_before_training(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    big = TrainConfig(steps=10**7, **FAST)  # would run for days if the check came at the end
+    with pytest.raises(HGCError, match="does not exist"):
+        train(_model(tiny_config), "synthetic", big, str(tmp_path / "no" / "m.pt"), progress=False)
+    with pytest.raises(HGCError, match="is a directory"):
+        train(_model(tiny_config), "synthetic", big, str(tmp_path), progress=False)
+    with pytest.raises(HGCError, match="split is for evaluation"):
+        train(_model(tiny_config), "synthetic:val", big, str(tmp_path / "m.pt"), progress=False)
+
+
 def test_resume_without_checkpoint_is_an_error(tmp_path: Path, tiny_config: HourglassConfig) -> None:
     with pytest.raises(HGCError, match="no checkpoint to resume"):
         train(_model(tiny_config), "synthetic", TrainConfig(steps=2, **FAST), str(tmp_path / "x.pt"),

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 
 COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
@@ -50,3 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the file system said no (permissions, a directory where a file should be, …)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"hgc {args.command}: error: {where}{exc.strerror or first_line(exc)}", file=sys.stderr)
+        return 2

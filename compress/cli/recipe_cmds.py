@@ -35,7 +35,8 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 
             for recipe in check(a.files, sets=a.sets, checkpoint=a.checkpoint):
                 ops = " → ".join(s.op for s in recipe.steps) or "(no steps: export, evaluate, measure)"
-                print(f"ok  {recipe.name}: {ops} (base {a.checkpoint or recipe.base}, data {recipe.data})")
+                print(f"ok  {recipe.name}: {ops} (base {a.checkpoint or recipe.base}, data {recipe.data}, "
+                      f"eval {recipe.eval_data()})")
             return 0
         from compress.recipe import catalog
 

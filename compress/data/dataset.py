@@ -36,7 +36,12 @@ def open_source(spec: str, size: int = 128, seed: int = 0, skip_bad: bool = Fals
 
 
 def train_spec(spec: str) -> str:
-    """The training split for a data spec: ``synthetic`` alone means its endless ``train`` stream."""
+    """The training split for a data spec: ``synthetic`` alone means its endless ``train`` stream.
+
+    The fixed ``val``/``test`` splits are refused: training on them would make their scores meaningless.
+    """
+    if spec in ("synthetic:val", "synthetic:test"):
+        raise HGCError(f"--data {spec}: the {spec.split(':')[1]} split is for evaluation; train on synthetic")
     return "synthetic:train" if spec == "synthetic" else spec
 
 
@@ -110,4 +115,5 @@ class PoseDataset(torch.utils.data.Dataset):
             "head_size": torch.tensor(float(sample.head_size), dtype=torch.float32),
             "inverse": torch.from_numpy(T.invert_affine(matrix).astype(np.float32)),
             "index": index,
+            "record": sample.record if sample.record >= 0 else index,
         }

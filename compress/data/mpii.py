@@ -177,7 +177,7 @@ class MPIIH5Source(_Source):
         c = c - 1.0  # 1-based MATLAB → 0-based px (after the adjustment, as HRNet does)
         return Sample(image=image, joints=self._joints[record].copy(), visible=self._visible[record].copy(),
                       center=c.astype(np.float32), scale=s, head_size=float(self._head[record]),
-                      name=self._imgname[record], occluded=self._occluded[record].copy())
+                      name=self._imgname[record], occluded=self._occluded[record].copy(), record=record)
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = self.indices
@@ -270,7 +270,7 @@ class MPIIJsonSource(_Source):
         c, s = adjust_center_scale(r["center"], r["scale"])
         c = c - 1.0  # 1-based → 0-based after the adjustment, as HRNet does
         return Sample(image=image, joints=r["joints"].copy(), visible=r["visible"].copy(),
-                      center=c.astype(np.float32), scale=s, head_size=r["head_size"], name=r["image"])
+                      center=c.astype(np.float32), scale=s, head_size=r["head_size"], name=r["image"], record=record)
 
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         recs = [self._records[int(k)] for k in self.indices]

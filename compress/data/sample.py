@@ -26,6 +26,7 @@ class Sample:
     head_size: float
     name: str = ""
     occluded: np.ndarray | None = None  # (16,) float32, 1 = annotated but hidden (self-occlusion/occluder)
+    record: int = -1  # index of the record in its annotation file (−1 where the source has none)
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:

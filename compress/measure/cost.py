@@ -82,7 +82,9 @@ def onnx_params(proto: Any) -> int:
 
     Counted per use (the exporter merges identical tensors, e.g. fresh BatchNorm weights, into one
     initializer); BatchNormalization running mean/var and quantization scales/zero points are buffers,
-    not parameters. The exporter folds a BatchNorm that follows a convolution into that convolution, so
+    not parameters. INT32 initializers count only as the data input of a ``DequantizeLinear`` (the int32
+    biases of an int8 QDQ file), so an int8 artifact has the parameters of the fp32 file it came from.
+    The exporter folds a BatchNorm that follows a convolution into that convolution, so
     an export has slightly fewer parameters than ``count_params`` of its checkpoint (same MACs).
     """
     from onnx import TensorProto
@@ -92,10 +94,13 @@ def onnx_params(proto: Any) -> int:
     sizes = {t.name: math.prod(t.dims) for t in proto.graph.initializer if t.data_type in kinds}
     buffers = {"BatchNormalization": (3, 4), "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2),
                "QLinearConv": (1, 2, 4, 5, 6, 7), "QLinearMatMul": (1, 2, 4, 5, 6, 7)}
+    biases = {t.name: math.prod(t.dims) for t in proto.graph.initializer if t.data_type == TensorProto.INT32}
     total = 0
     for node in proto.graph.node:
         skip = buffers.get(node.op_type, ())
         total += sum(sizes.get(name, 0) for i, name in enumerate(node.input) if i not in skip)
+        if node.op_type == "DequantizeLinear" and node.input:
+            total += biases.get(node.input[0], 0)
     return total
 
 

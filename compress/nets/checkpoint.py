@@ -6,10 +6,13 @@ stored config alone; every way a file can be wrong becomes one ``HGCError`` line
 from __future__ import annotations
 
 import datetime
+import functools
+import hashlib
 import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +23,19 @@ from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
 
 FORMAT = "hgc-checkpoint/1"
-CODE_VERSION = "0.1.0"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus a hash of the package's sources, so results from edited code are not reused."""
+    import compress
+
+    digest = hashlib.sha256()
+    root = Path(compress.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return f"{compress.__version__}+{digest.hexdigest()[:10]}"
 
 
 @dataclass
@@ -38,7 +53,7 @@ def save(model: StackedHourglass, path: str | os.PathLike, meta: dict[str, Any] 
          lineage: list[dict[str, Any]] | None = None) -> None:
     """Write ``model`` atomically in the hgc-checkpoint/1 format (DESIGN.md §Checkpoint format)."""
     meta = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "code_version": CODE_VERSION, **(meta or {})}
+            "code_version": code_version(), **(meta or {})}
     payload = {
         "format": FORMAT,
         "config": model.config.to_dict(),

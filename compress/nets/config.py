@@ -59,8 +59,12 @@ class HourglassConfig:
     def __post_init__(self) -> None:
         if isinstance(self.input, dict):
             self.input = _from_dict(InputSpec, self.input, "config.input")
-        self.input.mean = tuple(float(v) for v in self.input.mean)
-        self.input.std = tuple(float(v) for v in self.input.std)
+        try:
+            self.input.mean = tuple(float(v) for v in self.input.mean)
+            self.input.std = tuple(float(v) for v in self.input.std)
+        except (TypeError, ValueError):
+            raise HGCError(f"config.input: mean and std must be numbers, got {self.input.mean!r}, "
+                           f"{self.input.std!r}") from None
         self.validate()
 
     def validate(self) -> None:
@@ -74,8 +78,9 @@ class HourglassConfig:
             raise HGCError(f"config.depth: expected positive integers, got {self.depth!r}")
         if len(depths) != self.stacks:
             raise HGCError(f"config.depth: {len(depths)} depths given for {self.stacks} stacks")
-        if self.features % 2:
-            raise HGCError(f"config.features: must be even (bottlenecks halve it), got {self.features}")
+        if self.features % 4:
+            raise HGCError(f"config.features: must be a multiple of 4 (the stem starts at features/4), "
+                           f"got {self.features}")
         if self.input_size % (4 * 2 ** max(depths)):
             raise HGCError(
                 f"config.input_size: {self.input_size} is not divisible by 4·2^depth = {4 * 2 ** max(depths)}"

@@ -8,15 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from compress.steps import Params, StepContext, bounded, choice, items, option, register_step
+from compress.errors import HGCError
+from compress.steps import DistillParams, Params, StepContext, bounded, choice, items, option, register_step
 from compress.train import OPTIMIZERS, TrainConfig, train
-
-
-@dataclass
-class DistillParams(Params):
-    """FPD distillation against the recipe's teacher: alpha · MSE(student, teacher) + (1 − alpha) · MSE(student, gt)."""
-
-    alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
 
 
 @dataclass
@@ -30,12 +24,14 @@ class FinetuneParams(Params):
     lr_milestones: list[float] = items(lambda: [0.75, 0.9], "fractions of the run where lr drops",
                                        low=0.0, high=1.0)
     lr_gamma: float = bounded(0.1, 0.0, 1.0, doc="lr factor at each milestone")
-    sigma: float = bounded(1.0, 0.0, doc="heatmap Gaussian sigma (heatmap pixels)")
+    sigma: float = bounded(1.0, 0.0, doc="heatmap Gaussian sigma (heatmap pixels, > 0)")
     seed: int = bounded(0, 0, doc="sample stream and augmentation seed")
     checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
     distill: DistillParams | None = option(None, "distil from the teacher: {alpha: 0.5}")
 
     def check(self) -> None:
+        if not self.sigma > 0:  # a zero-width Gaussian divides by zero: NaN targets
+            raise HGCError(f"sigma: {self.sigma!r} must be > 0")
         self.train_config(self.steps, "cpu")  # TrainConfig's own rules (e.g. milestones strictly inside (0, 1))
 
     def train_config(self, steps: int, device: str) -> TrainConfig:

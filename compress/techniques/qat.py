@@ -247,12 +247,13 @@ class QATResult:
 def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str, batch_size: int = 16,
                  teacher: nn.Module | None = None, alpha: float = 0.5, per_channel: bool = True,
                  activation_type: str = "uint8", calibration_images: int = 64, seed: int = 0,
-                 device: str = "cpu", resume: bool = False, meta: dict[str, Any] | None = None,
+                 checkpoint_every: int = 100, device: str = "cpu", resume: bool = False, meta: dict[str, Any] | None = None,
                  lineage: list[dict[str, Any]] | None = None, progress: bool = False) -> QATResult:
     """Fine-tune a copy of ``model`` for ``steps`` under int8 fake quantization (module docstring).
 
     Ranges start from ``calibration_images`` eval crops of ``data``; ``teacher`` turns the loss into FPD
-    distillation with ``alpha``; ``out`` is the training checkpoint (resumable).
+    distillation with ``alpha``; ``out`` is the training checkpoint, written every ``checkpoint_every`` steps
+    (0: at the end only) so ``resume`` continues a killed run from its last one.
     """
     from compress.techniques.quant_calibration import crops
     from compress.train import TrainConfig, train
@@ -269,7 +270,7 @@ def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str
     prepared.set_mode("train")
     hook = module.register_forward_pre_hook(_eval_norms)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_milestones=[], seed=seed,
-                      distill_alpha=alpha, device=device)
+                      distill_alpha=alpha, checkpoint_every=checkpoint_every, device=device)
     try:
         result = train(module, data, cfg, out, resume=resume, teacher=teacher, meta=meta, lineage=lineage,
                        progress=progress)

@@ -25,7 +25,7 @@ import numpy as np
 
 from compress.errors import HGCError
 from compress.io import sha256_file
-from compress.steps import Params, StepContext, bounded, choice, items, option, register_step
+from compress.steps import DistillParams, Params, StepContext, bounded, choice, items, option, register_step
 from compress.techniques import quant_calibration as qc
 from compress.techniques.quant_artifact import (NORM_CONV_SUFFIX, QuantReport, compact_qdq, conv_layers, match_nodes,
                                                 runtime_kernels, write_artifact)
@@ -127,13 +127,6 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
 
 
 @dataclass
-class DistillParams(Params):
-    """FPD distillation from the recipe's fp32 teacher during QAT."""
-
-    alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
-
-
-@dataclass
 class QATParams(Params):
     """Quantization-aware fine-tuning before the int8 export (``compress.techniques.qat``)."""
 
@@ -141,6 +134,7 @@ class QATParams(Params):
     lr: float = bounded(2.5e-5, 0.0, doc="learning rate (Adam, constant)")
     batch_size: int = bounded(16, 1, doc="images per step")
     seed: int = bounded(0, 0, doc="sample stream and augmentation seed")
+    checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
     distill: DistillParams | None = option(None, "distil from the fp32 teacher: {alpha: 0.5}")
 
 
@@ -195,7 +189,7 @@ def _qat(model: Any, params: QuantizeParams, ctx: StepContext) -> Any:
                           alpha=qat.distill.alpha if qat.distill else 0.5, per_channel=params.per_channel,
                           activation_type=params.activation_type,
                           calibration_images=min(params.calibration_images, 64), seed=qat.seed,
-                          device=ctx.device, resume=resume, meta=ctx.meta, lineage=ctx.lineage,
+                          checkpoint_every=qat.checkpoint_every, device=ctx.device, resume=resume, meta=ctx.meta, lineage=ctx.lineage,
                           progress=ctx.progress)
     for record in result.history:
         ctx.log({"event": "qat", **record})

@@ -99,15 +99,26 @@ def test_skip_bad_counts_unreadable_images(tmp_path: Path, capsys: pytest.Captur
     import numpy as np
 
     with h5py.File(mpii_dir / "valid.h5", "r") as f:
-        names = sorted({n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][:3]})
+        all_names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["imgname"][:]]
+    names = sorted(set(all_names[:6]))
+    assert len(names) >= 2
     images = tmp_path / "images"
     images.mkdir()
-    for name in names:
+    for name in names[1:]:
         cv2.imwrite(str(images / name), np.full((96, 128, 3), 90, np.uint8))
-    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    (images / names[0]).write_bytes(b"not a jpeg")  # referenced, present, unreadable
+    readable = sum(n in names[1:] for n in all_names)
     ckpt = tmp_path / "t.pt"
     assert main(["train", "--steps", "1", "--out", str(ckpt), *TINY]) == 0
     capsys.readouterr()
     assert main(["eval", str(ckpt), "--data", f"mpii:{mpii_dir / 'valid.h5'}:{images}", "--skip-bad", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["samples"] >= 3 and data["skipped"] == 2958 - data["samples"]
+    assert data["samples"] == readable and data["skipped"] == 2958 - readable
+    preds = tmp_path / "preds.mat"
+    assert main(["eval", str(ckpt), "--data", f"mpii:{mpii_dir / 'valid.h5'}:{images}", "--skip-bad",
+                 "--preds", str(preds)]) == 0
+    import scipy.io
+
+    rows = scipy.io.loadmat(str(preds))["preds"]
+    assert rows.shape == (2958, 16, 2)
+    assert int(np.isfinite(rows[:, 0, 0]).sum()) == readable  # one row per record, in file order

@@ -187,6 +187,27 @@ def test_qat_few_steps_exports_an_int8_file(trained, val, tmp_path: Path, clean_
     assert relative_mse < 0.2 and pckh_gap < 5.0
 
 
+def test_qat_writes_periodic_resumable_checkpoints(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import compress.train
+    from compress.techniques.quantize import QATParams
+
+    assert QATParams().checkpoint_every == 100
+    seen = []
+    real = compress.train.train
+
+    def spy(module, data, cfg, out, **kwargs):
+        seen.append((cfg.checkpoint_every, kwargs["resume"]))
+        return real(module, data, cfg, out, **kwargs)
+
+    monkeypatch.setattr(compress.train, "train", spy)
+    model, _ = checkpoint.load(trained["ckpt"])
+    for resume in (False, True):  # the second call continues from the checkpoint the first one left
+        result = qat_finetune(model, "synthetic:train", steps=2, lr=1e-5, out=str(tmp_path / "qat.pt"),
+                              batch_size=2, calibration_images=4, checkpoint_every=1, resume=resume)
+        assert len(result.history) == 2
+    assert seen == [(1, False), (1, True)]
+
+
 def test_fp16_parity_size_and_io(trained, val, tmp_path: Path, clean_cwd: Path) -> None:
     out = str(tmp_path / "half.onnx")
     report = convert_fp16(trained["onnx"], out, images=val[:8])
@@ -260,16 +281,35 @@ def test_recipe_run_with_qat_ends_in_a_measured_int8_artifact(trained, tmp_path:
     path.write_text("name: q\nsteps:\n  - quantize: {precision: int8, calibration_images: 8, sensitivity_images: 8,"
                     " qat: {steps: 2, batch_size: 2, distill: {alpha: 0.5}}}\n"
                     "evaluate: {limit: 4, batch_size: 4}\n"
-                    "measure: {runtimes: [onnxruntime-cpu], batch: [1], runs: 2, warmup: 0, threads: 1}\n")
-    result = run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=str(tmp_path / "runs"), progress=False)
+                    "measure: {runtimes: [onnxruntime-cpu, torch-cpu], batch: [1], runs: 2, warmup: 0, threads: 1}\n")
+    out = str(tmp_path / "runs")
+    result = run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=out, progress=False)
     row = result.results
     assert row["precision"] == "int8" and row["artifact"]["path"] == "00-quantize/model.int8.onnx"
     step = Path(result.dir) / "00-quantize"
-    assert sorted(p.name for p in step.iterdir()) == ["done.json", "eval.json", "log.jsonl", "metrics.json",
+    assert sorted(p.name for p in step.iterdir()) == ["done.json", "log.jsonl", "metrics.json",
                                                        "model.int8.onnx", "model.pt"]
+    assert (Path(result.dir) / "final" / "eval.json").is_file()
+    # torch-cpu would time the fp32 checkpoint, not the int8 artifact: skipped, with the reason recorded
+    assert {r["runtime"] for r in row["latency"]} == {"onnxruntime-cpu"}
+    assert "int8" in row["skipped_runtimes"]["torch-cpu"]
     metrics = json.loads((step / "metrics.json").read_text())
     assert metrics["int8_convs"] == 38 and metrics["qat_steps"] == 2 and metrics["qat_folded_norms"] > 0
     checkpoint.load(step / "model.pt")
+    done = json.loads((step / "done.json").read_text())
+    assert done["artifact_sha256"] == row["artifact"]["sha256"]
+
+    # a deleted or changed artifact is never trusted: the step that made it runs again
+    artifact = step / "model.int8.onnx"
+    artifact.unlink()
+    again = run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=out, progress=False)
+    assert [s.status for s in again.steps] == ["ran", "ran"] and artifact.is_file()
+    with open(artifact, "ab") as handle:
+        handle.write(b"\0")
+    again = run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=out, progress=False)
+    assert [s.status for s in again.steps] == ["ran", "ran"]
+    assert [s.status for s in run_recipe(load_recipe(path), checkpoint=trained["ckpt"], out=out,
+                                         progress=False).steps] == ["skipped", "skipped"]
 
 
 def test_gpu_provider_options_need_the_provider() -> None:
