@@ -154,3 +154,18 @@ def test_a_recipe_that_is_not_utf8_is_one_error(tmp_path: Path) -> None:
     path.write_bytes("description: caf\u00e9\n".encode("latin-1"))
     with pytest.raises(HGCError, match=f"{path}: not a UTF-8 text file"):
         load_recipe(path)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_recipe_validates(path: Path) -> None:
+    """Each recipe in recipes/ parses, and its inputs resolve on the shipped small model."""
+    from compress.recipe import check_inputs, load_recipe
+
+    recipe = load_recipe(path)
+    assert recipe.steps is not None
+    small = Path(__file__).resolve().parents[1] / "models" / "hg1-32.pt"
+    base, _ = check_inputs(recipe, str(small))
+    assert Path(base).is_file()
