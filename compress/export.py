@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import atomic_path, sha256_file
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
@@ -125,7 +125,7 @@ def _to_onnx(model: torch.nn.Module, size: int, opset: int, dynamic_batch: bool)
                                         output_names=[OUTPUT_NAME], opset_version=opset, dynamic_shapes=shapes,
                                         external_data=False, verbose=False, optimize=True)
         except Exception as exc:  # the exporter raises many types; keep the first line for the user
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise HGCError(f"export: torch.onnx could not export the model: {reason}") from None
     proto = program.model_proto
     _strip_debug_info(proto)
@@ -238,7 +238,7 @@ def read_metadata(onnx_path: str | os.PathLike) -> dict[str, Any]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise HGCError(f"{path}: not an ONNX file ({reason})") from None
     if not proto.graph.node and not proto.graph.input:
         raise HGCError(f"{path}: not an ONNX file (no graph)")

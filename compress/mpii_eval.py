@@ -23,7 +23,7 @@ import numpy as np
 import scipy.io
 
 from .data.skeleton import NUM_JOINTS
-from .errors import HGCError
+from .errors import HGCError, first_line
 from .io import atomic_path
 from .metrics import PCKhResult, evaluate_predictions
 
@@ -31,12 +31,6 @@ SC_BIAS = 0.6
 MPII_NAMES: tuple[str, ...] = ("rank", "rkne", "rhip", "lhip", "lkne", "lank", "pelv", "thor",
                                "neck", "head", "rwri", "relb", "rsho", "lsho", "lelb", "lwri")
 _NAME_ALIASES = {"thrx": "thor", "root": "pelv"}
-
-
-def _first_line(err: BaseException) -> str:
-    """First line of an exception's text, so wrapped library errors keep HGCError to one line."""
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 class MPIIGroundTruth(NamedTuple):
@@ -77,9 +71,9 @@ def _load_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
             with h5py.File(p, "r") as f:
                 return {k: np.asarray(f[k][()]).T for k in f if isinstance(f[k], h5py.Dataset)}
         except OSError as err:
-            raise HGCError(f"{p}: not a readable MATLAB file ({_first_line(err)})") from err
+            raise HGCError(f"{p}: not a readable MATLAB file ({first_line(err)})") from err
     except Exception as err:  # scipy raises assorted ValueError/TypeError/OSError on garbage
-        raise HGCError(f"{p}: not a readable MATLAB file ({type(err).__name__}: {_first_line(err)})") from err
+        raise HGCError(f"{p}: not a readable MATLAB file ({type(err).__name__}: {first_line(err)})") from err
 
 
 def _joint_order(path: str, raw: np.ndarray | None) -> list[int]:
@@ -105,7 +99,7 @@ def _need(path: str, data: dict, key: str, shape: tuple[int | None, ...]) -> np.
     try:
         return arr.astype(np.float64)
     except (TypeError, ValueError) as err:
-        raise HGCError(f"{path}: variable '{key}' is not numeric ({_first_line(err)})") from err
+        raise HGCError(f"{path}: variable '{key}' is not numeric ({first_line(err)})") from err
 
 
 def read_gt_mat(path: str | os.PathLike) -> MPIIGroundTruth:

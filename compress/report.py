@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import atomic_path
 from compress.pareto import pareto_front
 from compress.runner import RESULTS_FORMAT
@@ -55,7 +55,7 @@ def read_results(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise HGCError(f"{path}: corrupt results file ({str(exc).splitlines()[0]})") from None
+        raise HGCError(f"{path}: corrupt results file ({first_line(exc)})") from None
     if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
         raise HGCError(f"{path}: not an hgc results file (expected format {RESULTS_FORMAT!r})")
     for key, kind in REQUIRED.items():

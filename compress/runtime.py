@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.nets import checkpoint
 
 # Short names accepted for onnxruntime execution providers (full names are accepted too).
@@ -119,7 +119,7 @@ def open_session(model: str | bytes, providers: list[str], threads: int | None, 
     try:
         session = ort.InferenceSession(model, sess_options=session_options(threads), providers=chain)
     except Exception as exc:  # onnxruntime raises its own exception classes (InvalidProtobuf, Fail, …)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise HGCError(f"{where}: onnxruntime cannot load it as an ONNX model: {reason}") from None
     if session.get_providers()[0] != providers[0]:
         raise HGCError(f"{where}: onnxruntime fell back to {session.get_providers()[0]} "

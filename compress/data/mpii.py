@@ -27,19 +27,13 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from ..errors import HGCError
+from ..errors import HGCError, first_line
 from .sample import Sample
 from .skeleton import NUM_JOINTS
 
 H5_KEYS: tuple[str, ...] = ("center", "scale", "part", "visible", "normalize", "imgname")
 JSON_KEYS: tuple[str, ...] = ("image", "center", "scale", "joints", "joints_vis")
 KNOWN_PREFIXES: tuple[str, ...] = ("synthetic", "mpii")
-
-
-def _first_line(err: BaseException) -> str:
-    """First line of an exception's text, so wrapped library errors keep HGCError to one line."""
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 class SkippedRecord(NamedTuple):
@@ -206,13 +200,13 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
     try:
         import h5py
     except ImportError as err:  # pragma: no cover - h5py is a dependency
-        raise HGCError(f"{path}: reading .h5 annotations needs h5py ({_first_line(err)})") from err
+        raise HGCError(f"{path}: reading .h5 annotations needs h5py ({first_line(err)})") from err
     if not os.path.isfile(path):
         raise HGCError(f"{path}: annotation file not found")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
-        raise HGCError(f"{path}: not a readable HDF5 file ({_first_line(err)})") from err
+        raise HGCError(f"{path}: not a readable HDF5 file ({first_line(err)})") from err
     out: dict[str, np.ndarray] = {}
     with f:
         for key in H5_KEYS:
@@ -221,7 +215,7 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
             try:
                 out[key] = f[key][()]
             except (TypeError, AttributeError) as err:
-                raise HGCError(f"{path}: key '{key}' is not a dataset ({_first_line(err)})") from err
+                raise HGCError(f"{path}: key '{key}' is not a dataset ({first_line(err)})") from err
     n = len(out["imgname"]) if np.ndim(out["imgname"]) == 1 else -1
     expected = {"center": (n, 2), "scale": (n,), "part": (n, NUM_JOINTS, 2), "visible": (n, NUM_JOINTS),
                 "normalize": (n,), "imgname": (n,)}
@@ -240,7 +234,7 @@ def _read_h5(path: str) -> dict[str, np.ndarray]:
         try:
             out[key] = out[key].astype(np.float64)
         except (TypeError, ValueError) as err:
-            raise HGCError(f"{path}: dataset '{key}' is not numeric ({_first_line(err)})") from err
+            raise HGCError(f"{path}: dataset '{key}' is not numeric ({first_line(err)})") from err
     return out
 
 
@@ -287,7 +281,7 @@ def _read_json_list(path: str) -> list:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise HGCError(f"{path}: not a readable JSON file ({_first_line(err)})") from err
+        raise HGCError(f"{path}: not a readable JSON file ({first_line(err)})") from err
     if not isinstance(data, list):
         raise HGCError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
     return data
@@ -297,7 +291,7 @@ def _field_array(path: str, index: int, record: dict, key: str, shape: tuple[int
     try:
         arr = np.asarray(record[key], dtype=np.float64)
     except (TypeError, ValueError) as err:
-        raise HGCError(f"{path}: record {index}: field '{key}' is not numeric ({_first_line(err)})") from err
+        raise HGCError(f"{path}: record {index}: field '{key}' is not numeric ({first_line(err)})") from err
     if arr.shape != shape:
         raise HGCError(f"{path}: record {index}: field '{key}' has shape {arr.shape}, expected {shape}")
     if not np.all(np.isfinite(arr)):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 
 CONV_OPS = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3}  # op → index of the weight input
 MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}  # op → (A, B) inputs
@@ -70,7 +70,7 @@ def load_onnx(path: str) -> Any:
     try:
         proto = onnx.load(path)
     except Exception as exc:  # protobuf DecodeError, missing external data, …
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise HGCError(f"{path}: not an ONNX file ({reason})") from None
     if not proto.graph.node:
         raise HGCError(f"{path}: not an ONNX file (no graph nodes)")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import atomic_path, sha256_file
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
@@ -72,10 +72,10 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+        first = first_line(exc) if str(exc).strip() else "unsupported object"
         raise HGCError(f"{path}: refused to load: the file pickles Python objects beyond plain tensors ({first})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise HGCError(f"{path}: not a readable checkpoint (truncated or damaged?): {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 
 QRANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 EMA = 0.01
@@ -188,7 +188,7 @@ def prepare_qat(model: nn.Module, *, per_channel: bool = True, activation_type: 
     try:
         graph = fx.Tracer().trace(model)
     except Exception as exc:  # tracing fails on data-dependent control flow
-        raise HGCError(f"qat: cannot trace the network with torch.fx: {str(exc).splitlines()[0]}") from None
+        raise HGCError(f"qat: cannot trace the network with torch.fx: {first_line(exc)}") from None
     folded = set(fold_batchnorms(model, graph))
     modules = dict(model.named_modules())
     wanted: dict[fx.Node, list[fx.Node]] = {}

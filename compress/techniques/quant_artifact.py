@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import atomic_path
 
 INT8_CONV_OPS = ("QLinearConv", "ConvInteger")
@@ -95,7 +95,7 @@ def optimized_graph(onnx_path: str, provider: str = "CPUExecutionProvider", thre
         try:
             session = ort.InferenceSession(onnx_path, sess_options=options, providers=[provider])
         except Exception as exc:  # onnxruntime's own exception classes
-            raise HGCError(f"{onnx_path}: onnxruntime cannot load it: {str(exc).strip().splitlines()[0]}") from None
+            raise HGCError(f"{onnx_path}: onnxruntime cannot load it: {first_line(exc)}") from None
         del session
         return onnx.load(options.optimized_model_filepath)
 

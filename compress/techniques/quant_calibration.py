@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 
 METHODS = ("minmax", "percentile", "entropy")
 ACTIVATION_TYPES = ("uint8", "int8")
@@ -86,7 +86,7 @@ def model_input(onnx_path: str) -> tuple[str, list[Any], int]:
     try:
         graph = onnx.load(onnx_path, load_external_data=False).graph
     except Exception as exc:  # protobuf decode errors and friends
-        raise HGCError(f"{onnx_path}: not an ONNX file ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        raise HGCError(f"{onnx_path}: not an ONNX file ({first_line(exc)})") from None
     inits = {t.name for t in graph.initializer}
     inputs = [v for v in graph.input if v.name not in inits]
     if len(inputs) != 1:
@@ -184,7 +184,7 @@ def preprocess(onnx_in: str, onnx_out: str, workdir: str) -> str:
         try:
             quant_pre_process(onnx_in, onnx_out, skip_symbolic_shape=True)
         except Exception as exc:  # onnxruntime cannot even load the graph
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             raise HGCError(f"{onnx_in}: quantization pre-processing failed: {reason}") from None
         return "onnx shape inference + basic optimisation (symbolic inference failed)"
 

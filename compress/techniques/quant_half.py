@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import sha256_file
 from compress.techniques.quant_artifact import QuantReport, runtime_kernels, write_artifact
 
@@ -99,7 +99,7 @@ def convert_fp16(onnx_in: str, onnx_out: str, *, keep_io_types: bool = True, res
             warnings.simplefilter("always")
             half = float16.convert_float_to_float16(proto, keep_io_types=keep_io_types, op_block_list=block)
     except Exception as exc:  # the converter raises assorted errors on graphs it cannot handle
-        raise HGCError(f"{onnx_in}: fp16 conversion failed: {str(exc).strip().splitlines()[0]}") from None
+        raise HGCError(f"{onnx_in}: fp16 conversion failed: {first_line(exc)}") from None
     clamped = sum("truncated" in str(w.message) for w in caught)
     fixed = float_resize_params(half) if resize_fp16 else 0
     casts = sum(n.op_type == "Cast" for n in half.graph.node)
@@ -157,7 +157,7 @@ def ort_supports(precision: str, provider: str = "cpu") -> tuple[bool, str]:
     try:
         ort.InferenceSession(model.SerializeToString(), options, providers=chain[:1])
     except Exception as exc:  # NOT_IMPLEMENTED / INVALID_GRAPH: no kernel for this type
-        return False, str(exc).strip().splitlines()[0][:200]
+        return False, first_line(exc)[:200]
     return True, ""
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import torch
 
-from compress.errors import HGCError
+from compress.errors import HGCError, first_line
 from compress.io import sha256_file
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig, InputSpec
@@ -72,7 +72,7 @@ def read_peer_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
         raise HGCError(f"{path}: refused to load: the file pickles a Python object ({found.group(1)}) beyond "
                        "plain tensors; if you trust it, re-save only its state_dict with torch.save") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = first_line(exc)
         raise HGCError(f"{path}: not a readable checkpoint (truncated or damaged?): {reason}") from None
     if isinstance(payload, dict) and payload.get("format") == checkpoint.FORMAT:
         raise HGCError(f"{path}: already an hgc checkpoint; nothing to convert")
