@@ -126,7 +126,7 @@ class _Source:
     def ground_truth(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(joints (N,16,2), visible (N,16), head_size (N,)) of the kept records, no image reads.
 
-        Lets evaluation score predictions without loading pixels a second time.
+        Lets a caller (e.g. an external scorer) read the labels without loading any pixels.
         """
         raise NotImplementedError
 

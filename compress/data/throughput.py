@@ -23,6 +23,7 @@ class Throughput:
     eval_per_s: float | None = None
 
     def lines(self) -> list[str]:
+        """The measurement as printable lines (what ``hgc bench-data`` shows)."""
         out = [f"data {self.data} at {self.size}×{self.size}, {self.samples} samples, 1 process",
                f"  source (decode/generate)      {self.generator_per_s:8.1f} samples/s",
                f"  training pipeline (+crop/aug)  {self.pipeline_per_s:8.1f} items/s"]

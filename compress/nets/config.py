@@ -27,6 +27,7 @@ class InputSpec:
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     def is_identity(self) -> bool:
+        """True when no normalisation is needed (mean 0, std 1): the net then skips the InputNorm layer."""
         return tuple(self.mean) == (0.0, 0.0, 0.0) and tuple(self.std) == (1.0, 1.0, 1.0)
 
 
@@ -97,9 +98,11 @@ class HourglassConfig:
 
     @property
     def heatmap_size(self) -> int:
+        """Side of the output heatmaps: the network works at a quarter of the input resolution."""
         return self.input_size // 4
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what checkpoints and ONNX metadata store)."""
         data = dataclasses.asdict(self)
         data["input"] = {"mean": list(self.input.mean), "std": list(self.input.std)}
         return data
@@ -110,6 +113,7 @@ class HourglassConfig:
         return _from_dict(cls, data, "config")
 
     def replace(self, **changes: Any) -> "HourglassConfig":
+        """A validated copy with some fields changed."""
         return HourglassConfig.from_dict({**self.to_dict(), **changes})
 
 

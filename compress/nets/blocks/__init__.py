@@ -44,6 +44,7 @@ def residuals(name: str, cin: int, cout: int, count: int, norm: str,
 
 
 def block_names() -> list[str]:
+    """Names a config's ``block`` may take (for error messages and ``--help``)."""
     return sorted(_BLOCKS)
 
 

@@ -36,4 +36,5 @@ class Bottleneck(nn.Module):
 
 @register_block("bottleneck")
 def bottleneck(cin: int, cout: int, norm: str, mid: int | None = None) -> nn.Module:
+    """Registry factory for ``block: bottleneck`` (``block_args: {mid: N}`` sets the inner width)."""
     return Bottleneck(cin, cout, norm, mid)
