@@ -48,35 +48,38 @@ class _Interrupt:
         return heatmaps.new_zeros(())
 
 
-def test_resume_is_bit_for_bit(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+def _straight_and_interrupted(tmp_path: Path, config: HourglassConfig) -> tuple[StackedHourglass, str, TrainConfig]:
+    """A 6-step run done in one go, and the same run stopped at step 5 (last checkpoint: step 3)."""
     cfg = TrainConfig(steps=6, checkpoint_every=3, **FAST)
-    straight = _model(tiny_config)
+    straight = _model(config)
     train(straight, "synthetic", cfg, str(tmp_path / "a.pt"), progress=False)
-
     out = str(tmp_path / "b.pt")
     with pytest.raises(KeyboardInterrupt):
-        train(_model(tiny_config), "synthetic", cfg, out, extra_loss=_Interrupt(at=5), progress=False)
+        train(_model(config), "synthetic", cfg, out, extra_loss=_Interrupt(at=5), progress=False)
+    return straight, out, cfg
+
+
+def _assert_same_weights(a: StackedHourglass, b: StackedHourglass) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+
+def test_resume_is_bit_for_bit(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    straight, out, cfg = _straight_and_interrupted(tmp_path, tiny_config)
     assert checkpoint.load(out)[1].meta["step"] == 3
     resumed = _model(tiny_config, seed=123)  # different init: everything must come from the checkpoint
     result = train(resumed, "synthetic", cfg, out, resume=True, progress=False)
     assert result.step == 6 and len(result.history) == 6
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+    _assert_same_weights(straight, resumed)
 
 
 def test_resume_reads_weights_from_the_state_file(tmp_path: Path, tiny_config: HourglassConfig) -> None:
     """A kill between the checkpoint write and the state write must not mix steps: the state file rules."""
-    cfg = TrainConfig(steps=6, checkpoint_every=3, **FAST)
-    straight = _model(tiny_config)
-    train(straight, "synthetic", cfg, str(tmp_path / "a.pt"), progress=False)
-    out = str(tmp_path / "b.pt")
-    with pytest.raises(KeyboardInterrupt):
-        train(_model(tiny_config), "synthetic", cfg, out, extra_loss=_Interrupt(at=5), progress=False)
+    straight, out, cfg = _straight_and_interrupted(tmp_path, tiny_config)
     checkpoint.save(_model(tiny_config, seed=99), out, meta={"step": 4})  # a newer checkpoint, no state
     resumed = _model(tiny_config, seed=7)
     train(resumed, "synthetic", cfg, out, resume=True, progress=False)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+    _assert_same_weights(straight, resumed)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path, tiny_config: HourglassConfig) -> None:
