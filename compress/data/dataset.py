@@ -52,7 +52,11 @@ def val_spec(spec: str) -> str:
 
 @dataclass
 class Augment:
-    """Training-time augmentation (MPII convention): rotation ±30°, scale 0.75–1.25, flip, colour jitter."""
+    """Training-time augmentation (MPII convention): rotation ±30°, scale 0.75–1.25, flip, colour jitter.
+
+    A source may carry its own default as ``source.train_augment`` (a dict of these fields): the synthetic
+    generator already varies rotation, scale and colour, so it asks for flips only.
+    """
 
     rotation: float = 30.0
     scale: tuple[float, float] = (0.75, 1.25)
@@ -71,7 +75,7 @@ class PoseDataset(torch.utils.data.Dataset):
                  train: bool = False, seed: int = 0, augment: Augment | None = None) -> None:
         self.source, self.input_size, self.heatmap_size = source, input_size, heatmap_size
         self.sigma, self.train, self.seed = sigma, train, seed
-        self.augment = augment or Augment()
+        self.augment = augment or Augment(**getattr(source, "train_augment", {}))
         self._order: tuple[int, np.ndarray] | None = None
 
     def __len__(self) -> int:

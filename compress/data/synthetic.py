@@ -48,18 +48,20 @@ class SyntheticConfig:
     Lengths are fractions of the image side unless noted.
     """
 
-    height: tuple[float, float] = (0.45, 1.10)  # person height (standing) / image side
+    height: tuple[float, float] = (0.55, 1.05)  # person height (standing) / image side
     shift: float = 0.08  # max offset of the person's joint-box centre from the image centre
     truncation: float = 0.25  # probability of a large offset (0.15–0.35) that cuts the person at a border
     rotation: float = 30.0  # max in-plane rotation, degrees
     pitch: float = 25.0  # max tilt towards/away from the camera, degrees
+    frontal: float = 0.6  # share of people turned towards the camera (yaw ~ N(0, frontal_spread)); the rest any way
+    frontal_spread: float = 40.0  # degrees
     distance: tuple[float, float] = (2.5, 8.0)  # camera distance in body heights (perspective strength)
     free_pose: float = 0.25  # share of leg poses drawn anywhere within the joint limits
-    distractor: float = 0.5  # probability of a partial second figure (a third with half of it)
-    distractor_front: float = 0.35  # probability that a distractor stands in front of the person
-    occluder: float = 0.4  # probability of an occluder in front (a second with half of it)
+    distractor: float = 0.35  # probability of a partial second figure (a third with half of it)
+    distractor_front: float = 0.3  # probability that a distractor stands in front of the person
+    occluder: float = 0.3  # probability of an occluder in front (a second with half of it)
     occluder_size: tuple[float, float] = (0.12, 0.4)  # × person height
-    clutter: int = 10  # max background shapes (including limb-like capsules)
+    clutter: int = 8  # max background shapes (including limb-like capsules)
     blur: float = 0.5  # probability of Gaussian blur
     blur_sigma: tuple[float, float] = (0.3, 1.3)  # px at 128
     motion_blur: float = 0.15  # probability of linear motion blur (3–7 px at 128)
@@ -70,7 +72,8 @@ class SyntheticConfig:
     hue: float = 0.08  # max hue rotation, fraction of the colour circle
 
     def __post_init__(self) -> None:
-        for name in ("truncation", "distractor", "distractor_front", "occluder", "blur", "motion_blur", "free_pose"):
+        for name in ("truncation", "distractor", "distractor_front", "occluder", "blur", "motion_blur", "free_pose",
+                     "frontal"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise HGCError(f"SyntheticConfig.{name}: a probability in [0, 1], got {getattr(self, name)!r}")
         for name in ("height", "distance", "occluder_size", "blur_sigma", "noise"):
@@ -212,7 +215,8 @@ def _place(rng: np.random.Generator, height_px: float, cfg: SyntheticConfig, tar
     """A random person (shape, pose, view) placed with its joint-box centre at ``target``."""
     shape = sample_shape(rng)
     points, normals, head_axes = build_body(shape, sample_pose(rng, cfg.free_pose))
-    yaw = rng.random() * 2 * math.pi
+    frontal = rng.random() < cfg.frontal
+    yaw = math.radians(rng.normal(0.0, cfg.frontal_spread)) if frontal else rng.random() * 2 * math.pi
     tilt = math.radians(rng.uniform(-cfg.pitch, cfg.pitch))
     roll = math.radians(rng.uniform(-cfg.rotation, cfg.rotation))
     return place_body(points, normals, head_axes, shape, yaw, tilt, rng.uniform(*cfg.distance), height_px, roll, target)
@@ -225,6 +229,9 @@ class SyntheticPose:
     2**31 − 1). Sample ``index`` of a split is the same bytes on any machine for the same
     ``(split, seed, index, size)``; the splits draw from disjoint seed streams.
     """
+
+    # The scene already varies rotation, scale, placement and colour: training adds mirror images only.
+    train_augment = {"rotation": 0.0, "scale": (1.0, 1.0), "flip": 0.5, "color": 0.0}
 
     def __init__(self, split: str = "val", seed: int = 0, size: int = 128,
                  config: SyntheticConfig | None = None) -> None:

@@ -127,6 +127,8 @@ def sample_shape(rng: np.random.Generator) -> BodyShape:
     colors = {"skin": skin, "shirt": shirt, "trousers": trousers,
               "shoes": random_color(rng, sat=(0.0, 0.6), val=(0.05, 0.6)),
               "hair": _HAIR_COLORS[int(rng.integers(len(_HAIR_COLORS)))] * rng.uniform(0.8, 1.2)}
+    bright = float(shirt @ (0.299, 0.587, 0.114)) > 110.0  # the front detail contrasts with the shirt
+    colors["accent"] = random_color(rng, sat=(0.4, 1.0), val=(0.05, 0.3) if bright else (0.8, 1.0))
     colors["upper_arm"] = skin if rng.random() < 0.12 else shirt
     colors["forearm"] = colors["upper_arm"] if rng.random() < 0.5 else skin  # long or short sleeves
     colors["shin"] = trousers if rng.random() < 0.7 else skin
@@ -333,7 +335,7 @@ def figure_parts(fig: Figure) -> list[tuple[int, float, list[tuple[np.ndarray, n
     for pid, lo, color in ((PART_ID["torso_upper"], 0, "shirt"), (PART_ID["torso_lower"], 1, "trousers")):
         sl = slice(_RING0 + lo * _RING_N, _RING0 + (lo + 2) * _RING_N)
         hull = fixed_point(cv2.convexHull(xy[sl].astype(np.float32))[:, 0].astype(np.float64))
-        parts.append((pid, float(z[sl].mean()), [(hull, col[color])]))
+        parts.append((pid, float(z[sl].mean()), [(hull, col[color])] + (_front_detail(fig) if lo == 0 else [])))
     head = [(fixed_point(_head_ellipse(fig)), col["skin"])]
     if fig.shape.hair[2] > 0:  # hair: the convex hull of the hair points that face the camera
         d, (top, back) = _HAIR_DIRS, fig.shape.hair[:2]  # hairline in front, lowest reach behind
@@ -348,6 +350,28 @@ def figure_parts(fig: Figure) -> list[tuple[int, float, list[tuple[np.ndarray, n
     depth[PART_ID["head"]] = min(depth[PART_ID["head"]], depth[PART_ID["neck"]] - 1e-3)
     parts = sorted(((pid, depth[pid], layers) for pid, _, layers in parts), key=lambda part: -part[1])
     return parts
+
+
+def _front_detail(fig: Figure) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A V-neck and placket on the shirt's front, drawn only when the chest faces the camera.
+
+    With left/right-symmetric clothing this and the face are what tell front from back views.
+    """
+    chest, waist = _RING0, _RING0 + _RING_N
+    front, back = [chest + 2, chest + 3], [chest + 7, chest + 8]  # ring points at 72°/108° and 252°/288°
+    half_d = float(np.ptp(fig.depth[chest:chest + _RING_N])) / 2 or 1e-6
+    if (fig.depth[back].mean() - fig.depth[front].mean()) / (2 * half_d) < 0.3:
+        return []
+    xy = fig.xy
+    top = xy[front].mean(axis=0)
+    down = xy[[waist + 2, waist + 3]].mean(axis=0) - top
+    ends = top + 1.6 * (xy[front] - top)
+    v_neck = np.array([ends[0], top + 0.4 * down, ends[1]])
+    side = (ends[1] - ends[0]) * 0.12
+    placket = np.array([top + 0.35 * down - side, top + 0.35 * down + side, top + 0.95 * down + side,
+                        top + 0.95 * down - side])
+    accent = fig.shape.colors["accent"]
+    return [(fixed_point(v_neck), accent), (fixed_point(placket), accent)]
 
 
 def draw_figure(image: np.ndarray, ids: np.ndarray, fig: Figure, id_value: int | None = None,
@@ -379,7 +403,7 @@ def _draw_face(image: np.ndarray, fig: Figure) -> None:
     xy, unit = fig.xy[_FACE0:_FACE0 + 5], float(fig.px[_HEAD_C]) * fig.shape.length["head_len"]
     skin = fig.shape.colors["skin"]
     dark = (skin * 0.25).tolist()
-    r = max(int(round(unit * 0.07 * (1 << SHIFT))), 8)
+    r = max(int(round(unit * 0.1 * (1 << SHIFT))), 10)
     for i in (0, 1):
         if front[i]:
             cv2.circle(image, tuple(fixed_point(xy[i])), r, dark, -1, cv2.LINE_AA, SHIFT)
@@ -387,4 +411,4 @@ def _draw_face(image: np.ndarray, fig: Figure) -> None:
         cv2.circle(image, tuple(fixed_point(xy[2])), r, (skin * 0.7).tolist(), -1, cv2.LINE_AA, SHIFT)
     if front[3] and front[4]:
         cv2.line(image, tuple(fixed_point(xy[3])), tuple(fixed_point(xy[4])), (skin * 0.35).tolist(),
-                 max(1, int(round(unit * 0.05))), cv2.LINE_AA, SHIFT)
+                 max(1, int(round(unit * 0.08))), cv2.LINE_AA, SHIFT)
