@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import hashlib
 
 import cv2
@@ -10,7 +11,9 @@ import pytest
 
 from compress.data.preview import preview_grid, save_preview
 from compress.data.synthetic import SyntheticConfig, SyntheticPose
-from compress.data.synthetic_body import JOINT_PARTS, PART_ID
+from compress.data.synthetic_body import (
+    JOINT_PARTS, PART_ID, SHIFT, _front_detail, build_body, place_body, sample_shape,
+)
 from compress.errors import HGCError
 
 # A scene with the person alone and whole: no truncation, distractors, occluders, clutter or noise.
@@ -115,3 +118,22 @@ def test_preview_grid_and_png(tmp_path):
     img = cv2.imread(str(path))
     assert img is not None and img.shape == (2 * 32 + 2, 2 * 32 + 2, 3)
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+
+
+@pytest.mark.parametrize("yaw, drawn", [(0.0, True), (math.pi, False), (math.pi / 2, False)])
+def test_front_detail_only_on_the_chest_facing_the_camera(yaw, drawn):
+    rng = np.random.default_rng(0)
+    shape = sample_shape(rng)
+    pose = {"legs_r": (0.0,) * 5, "legs_l": (0.0,) * 5, "arm_r": (0.2, 0.0, 0.0, 0.0), "arm_l": (0.2, 0.0, 0.0, 0.0),
+            "spine": (0.0,) * 3, "head": (0.0,) * 3}
+    points, normals, axes = build_body(shape, pose)
+    fig = place_body(points, normals, axes, shape, yaw, 0.0, 4.0, 100.0, 0.0, np.array([64.0, 64.0]))
+    detail = _front_detail(fig)
+    assert bool(detail) == drawn
+    if drawn:  # the V-neck hangs below the collar, between the shoulders, and inside the torso outline
+        v_neck = detail[0][0] / (1 << SHIFT)
+        shoulders_x = sorted(fig.joints[[12, 13], 0])
+        assert shoulders_x[0] < v_neck[:, 0].min() and v_neck[:, 0].max() < shoulders_x[1]
+        assert v_neck[1, 1] > v_neck[0, 1] and v_neck[1, 1] > v_neck[2, 1]
+        # facing the camera, the person's right shoulder is on the image's left (MPII convention)
+        assert fig.joints[12, 0] < fig.joints[13, 0]
