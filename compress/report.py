@@ -83,6 +83,7 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "quick": bool(data.get("quick")), "samples": (data.get("evaluate") or {}).get("samples"),
            "cpu": (data.get("machine") or {}).get("cpu"), "threads": None,
            "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path)}
+    row.update(_quant_columns(data["steps"]))
     for lat in data["latency"]:
         if not _times_the_artifact(lat, data):
             continue
@@ -90,6 +91,15 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
             row[latency_column(lat["runtime"], lat["batch"], stat)] = _float(lat.get(f"{stat}_ms"))
         row["threads"] = lat.get("threads")
     return row
+
+
+def _quant_columns(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the last ``quantize`` step measured in onnxruntime's optimized graph (blank without one)."""
+    m = next((s.get("metrics") or {} for s in reversed(steps) if s.get("op") == "quantize"), {})
+    float_ops = m.get("float_ops") or {}
+    return {"int8_convs": m.get("int8_convs"), "conv_layers": m.get("conv_layers"),
+            "int8_norm_convs": m.get("int8_norm_convs"), "fp32_layers": m.get("fp32_nodes"),
+            "float_ops": ", ".join(f"{op} {n}" for op, n in float_ops.items()) if float_ops else None}
 
 
 def _times_the_artifact(lat: dict[str, Any], data: dict[str, Any]) -> bool:
@@ -323,7 +333,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], max_drop: floa
               "bytes; ×faster = baseline p50 / p50; ΔPCKh = PCKh − baseline PCKh.")
     md = "\n".join(["# Compression report", "", *head, "", *([*notes, ""] if notes else []),
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
-                    _markdown_table(table), "", legend, "", "## Plots", "",
+                    _markdown_table(table), "", legend, "", *_quant_section(frame), "## Plots", "",
                     "![PCKh vs latency](pckh_vs_latency.png)", "", "![PCKh vs size](pckh_vs_size.png)", ""])
     imgs = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
@@ -339,6 +349,24 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], max_drop: floa
             + "</ul><h2>Runs</h2>" + table.to_html(index=False, escape=True, border=0)
             + f"<p>{html.escape(legend).replace('`', '')}</p><h2>Plots</h2>{imgs}</body></html>\n")
     return md, page
+
+
+def _quant_section(frame: pd.DataFrame) -> list[str]:
+    """Markdown lines: per int8 run, the convs that run as int8 kernels and the ops left in float."""
+    rows = frame[frame.int8_convs.notna()]
+    if rows.empty:
+        return []
+    lines = ["## int8 kernels (onnxruntime's optimized graph)", "",
+             "| run | int8 convs / conv layers | BatchNorms as int8 convs | layers kept fp32 | ops left in float |",
+             "|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        def count(v: Any) -> str:
+            return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+        lines.append(f"| {r.run} | {count(r.int8_convs)} / {count(r.conv_layers)} | {count(r.int8_norm_convs)} | "
+                     f"{count(r.fp32_layers)} | {r.float_ops or '—'} |")
+    return lines + ["", "Ops left in float, why: a layer kept fp32 (sensitivity or exclude) and the ops fed by "
+                    "it; ConvTranspose has no int8 CPU kernel; in-graph input normalisation runs on the float "
+                    "image. Each run's `metrics.json` of its quantize step lists the reasons per op type.", ""]
 
 
 def _notes(frame: pd.DataFrame) -> list[str]:
