@@ -110,12 +110,41 @@ def session_options(threads: int | None) -> Any:
     return options
 
 
+def tensorrt_options(precision: str | None) -> dict[str, Any]:
+    """TensorRT provider flags for an artifact of ``precision`` (fp32 when unknown).
+
+    TensorRT builds fp16 kernels only with ``trt_fp16_enable``, and int8 ones from a QDQ file's own
+    scales with ``trt_int8_enable`` (no calibration table); fp16 stays on for int8 layers left float.
+    """
+    return {"trt_fp16_enable": precision in ("fp16", "int8"), "trt_int8_enable": precision == "int8"}
+
+
+def artifact_precision(path: str) -> str | None:
+    """The precision an hgc artifact records (``hgc.quantization``), or None for float exports and others."""
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+        return json.loads(props["hgc.quantization"]).get("precision")
+    except Exception:  # no such entry, or an unreadable file: open_session reports the latter itself
+        return None
+
+
 def open_session(model: str | bytes, providers: list[str], threads: int | None, where: str,
-                 device_id: int = 0) -> Any:
-    """An onnxruntime session for a file or serialized model; unreadable input is a one-line ``HGCError``."""
+                 device_id: int = 0, precision: str | None = None) -> Any:
+    """An onnxruntime session for a file or serialized model; unreadable input is a one-line ``HGCError``.
+
+    GPU providers get ``device_id``; TensorRT also gets the flags for the artifact's ``precision``.
+    """
     import onnxruntime as ort
 
-    chain: list[Any] = [(p, {"device_id": device_id}) if p in GPU_PROVIDERS else p for p in providers]
+    def entry(name: str) -> Any:
+        if name not in GPU_PROVIDERS:
+            return name
+        extra = tensorrt_options(precision) if name == "TensorrtExecutionProvider" else {}
+        return (name, {"device_id": device_id, **extra})
+
+    chain = [entry(p) for p in providers]
     try:
         session = ort.InferenceSession(model, sess_options=session_options(threads), providers=chain)
     except Exception as exc:  # onnxruntime raises its own exception classes (InvalidProtobuf, Fail, …)
@@ -142,7 +171,8 @@ class OrtPredictor:
         check_device(device, need_torch_cuda=False)
         providers = resolve_providers(provider, device)
         device_id = int(device.partition(":")[2] or 0)
-        self.session = open_session(path, providers, threads, path, device_id)
+        precision = artifact_precision(path) if providers[0] == "TensorrtExecutionProvider" else None
+        self.session = open_session(path, providers, threads, path, device_id, precision)
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1:
             raise HGCError(f"{path}: expected one image input, the model has {len(inputs)} inputs")

@@ -1,6 +1,7 @@
 """One runtime interface: checkpoints in PyTorch, ONNX files in onnxruntime, and every bad input refused."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from compress.errors import HGCError
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
-from compress.runtime import OrtPredictor, TorchPredictor, load_predictor, resolve_providers
+from compress.runtime import (OrtPredictor, TorchPredictor, artifact_precision, load_predictor, resolve_providers,
+                              tensorrt_options)
 
 HAS_CUDA_EP = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
@@ -166,3 +168,24 @@ def test_torch_compile_matches_eager(tmp_path: Path, tiny_config: HourglassConfi
     eager, compiled = load_predictor(str(tmp_path / "m.pt")), load_predictor(str(tmp_path / "m.pt"), compile=True)
     assert compiled.runtime == "torch.compile"
     assert np.allclose(eager(_images(2)), compiled(_images(2)), atol=1e-4)
+
+
+@pytest.mark.parametrize("precision, fp16, int8", [("int8", True, True), ("fp16", True, False), (None, False, False)])
+def test_tensorrt_flags_follow_the_artifact_precision(precision, fp16, int8) -> None:
+    assert tensorrt_options(precision) == {"trt_fp16_enable": fp16, "trt_int8_enable": int8}
+
+
+def test_artifact_precision_reads_the_quantization_entry(tmp_path) -> None:
+    import onnx
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    plain = helper.make_model(graph)
+    onnx.save_model(plain, str(tmp_path / "float.onnx"))
+    helper.set_model_props(plain, {"hgc.quantization": json.dumps({"precision": "int8"})})
+    onnx.save_model(plain, str(tmp_path / "int8.onnx"))
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert artifact_precision(str(tmp_path / "int8.onnx")) == "int8"
+    assert artifact_precision(str(tmp_path / "float.onnx")) is None
+    assert artifact_precision(str(tmp_path / "junk.onnx")) is None

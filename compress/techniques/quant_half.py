@@ -232,10 +232,10 @@ def gpu_provider_options(provider: str, precision: str, cache_dir: str | None = 
     Q/DQ scales with ``trt_int8_enable`` (no calibration table needed for QDQ files); the CUDA provider
     runs fp16 natively and QDQ int8 as DequantizeLinear + float kernels.
     """
-    from compress.runtime import resolve_providers
+    from compress.runtime import resolve_providers, tensorrt_options
 
     chain = resolve_providers(provider, "cuda")
-    trt: dict[str, Any] = {"trt_fp16_enable": precision in ("fp16", "int8"), "trt_int8_enable": precision == "int8"}
+    trt: dict[str, Any] = tensorrt_options(precision)
     if cache_dir:
         trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=cache_dir)
     return [(p, trt) if p == "TensorrtExecutionProvider" else p for p in chain]
