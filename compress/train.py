@@ -236,6 +236,24 @@ def training_record(history: list[dict[str, float]], batch_size: int) -> dict[st
     return {"wall_s": round(wall, 1), "val_curve": curve}
 
 
+def _check_extension(saved: dict[str, Any], cfg: TrainConfig, done: int, out: str) -> None:
+    """A resumed run may change ``steps``/``lr_milestones`` only if the steps already done keep their LR.
+
+    Then the finished run is the same as a straight run with the new settings (the sample stream is
+    fixed by position), so a run stopped at its first LR drop can be extended honestly.
+    """
+    if "steps" not in saved or (saved["steps"], saved.get("lr_milestones")) == (cfg.steps, cfg.lr_milestones):
+        return
+    if cfg.steps < done:
+        raise HGCError(f"--resume: {out} has already done {done} steps; --steps {cfg.steps} is fewer")
+    old = [int(m * saved["steps"]) for m in saved.get("lr_milestones", [])]
+    new = [int(m * cfg.steps) for m in cfg.lr_milestones]
+    if sorted(b for b in old if b < done) != sorted(b for b in new if b < done):
+        raise HGCError(f"--resume: --steps {cfg.steps} with --lr-milestones {' '.join(map(str, cfg.lr_milestones))} "
+                       f"would change the learning rate of the {done} steps {out} has done (LR drops at steps "
+                       f"{old} then, {new} now); resume with the same command")
+
+
 def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
              cfg: TrainConfig) -> tuple[int, list[dict[str, float]]]:
     """Weights, optimizer state, RNG and history from the ``.state`` file (one atomic write, so consistent)."""
@@ -251,11 +269,12 @@ def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
     except Exception as exc:  # any damage to the state file is reported the same way
         raise HGCError(f"--resume: {path} is damaged: {first_line(exc)}") from None
     saved_cfg = json.loads(state.get("train_json", "{}"))
-    changed = [k for k in ("steps", "batch_size", "seed", "lr", "optimizer") if k in saved_cfg
+    changed = [k for k in ("batch_size", "seed", "lr", "optimizer", "lr_gamma") if k in saved_cfg
                and saved_cfg[k] != getattr(cfg, k)]
     if changed:
         raise HGCError(f"--resume: {out} was trained with other settings ({', '.join(changed)}); "
                        "resume with the same command")
+    _check_extension(saved_cfg, cfg, step, out)
     if "model" in state:
         model.load_state_dict(state["model"])
     elif info.meta.get("step") == step:  # older state files kept the weights only in the checkpoint

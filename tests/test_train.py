@@ -85,8 +85,26 @@ def test_resume_reads_weights_from_the_state_file(tmp_path: Path, tiny_config: H
 def test_resume_with_other_settings_is_refused(tmp_path: Path, tiny_config: HourglassConfig) -> None:
     out = str(tmp_path / "m.pt")
     train(_model(tiny_config), "synthetic", TrainConfig(steps=2, **FAST), out, progress=False)
-    with pytest.raises(HGCError, match="other settings .*steps"):
+    with pytest.raises(HGCError, match="other settings .*lr"):
+        train(_model(tiny_config), "synthetic", TrainConfig(steps=2, **{**FAST, "lr": 1e-2}), out, resume=True,
+              progress=False)
+    # 2 steps with drops at 0.75/0.9 of 2 ran step 1 at lr/10; 4 steps would have run it at lr
+    with pytest.raises(HGCError, match="would change the learning rate"):
         train(_model(tiny_config), "synthetic", TrainConfig(steps=4, **FAST), out, resume=True, progress=False)
+
+
+def test_extending_a_run_equals_the_longer_straight_run(tmp_path: Path, tiny_config: HourglassConfig) -> None:
+    """4 steps dropping the LR at step 3, extended to 6 steps dropping at 3 (0.5 of 6): same as 6 straight."""
+    longer = TrainConfig(steps=6, **FAST)  # FAST drops the LR at 0.5
+    straight = _model(tiny_config)
+    train(straight, "synthetic", longer, str(tmp_path / "a.pt"), progress=False)
+    out = str(tmp_path / "b.pt")
+    train(_model(tiny_config), "synthetic", TrainConfig(steps=4, **{**FAST, "lr_milestones": [0.75]}), out,
+          progress=False)
+    extended = _model(tiny_config, seed=5)
+    result = train(extended, "synthetic", longer, out, resume=True, progress=False)
+    assert result.step == 6 and [r["step"] for r in result.history] == list(range(1, 7))
+    _assert_same_weights(straight, extended)
 
 
 @pytest.mark.parametrize("bad, match", [({"sigma": 0.0}, "sigma"), ({"lr": 0.0}, "lr"),
