@@ -22,6 +22,7 @@ from compress.runner import run_recipe
 from compress.runtime import OrtPredictor
 from compress.techniques import quant_sensitivity
 from compress.techniques.qat import prepare_qat, qat_finetune
+from compress.techniques.quant_artifact import NORM_CONV_SUFFIX
 from compress.techniques.quant_calibration import Calibration, crops
 from compress.techniques.quant_half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
                                             torch_precision, torch_supports)
@@ -115,7 +116,9 @@ def test_sensitivity_ranks_every_conv_and_records_tries(trained, tmp_path: Path,
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "s.onnx"), "synthetic:train",
                                 calibration_images=8, sensitivity_images=8, max_drop=0.0)
     sens = report.sensitivity
-    assert len(sens["ranking"]) == 38 and sens["tries"][0]["fp32_layers"] == 0
+    norms = report.options["norms_as_conv"]
+    assert norms > 0 and len(sens["ranking"]) == report.conv_layers + norms and sens["tries"][0]["fp32_layers"] == 0
+    assert sum(row["node"].endswith(NORM_CONV_SUFFIX) for row in sens["ranking"]) == norms
     mses = [row["heatmap_mse"] for row in sens["ranking"]]
     assert mses == sorted(mses, reverse=True)
     assert sens["kept_fp32"] == len([r for r in report.excluded if r["reason"].startswith("sensitivity")])
