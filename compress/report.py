@@ -353,7 +353,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], max_drop: floa
 
 def _quant_section(frame: pd.DataFrame) -> list[str]:
     """Markdown lines: per int8 run, the convs that run as int8 kernels and the ops left in float."""
-    rows = frame[frame.int8_convs.notna()]
+    rows = frame[frame.int8_convs.notna() & (frame.precision == "int8")]
     if rows.empty:
         return []
     lines = ["## int8 kernels (onnxruntime's optimized graph)", "",

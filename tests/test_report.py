@@ -146,14 +146,16 @@ def test_output_path_that_is_a_file_is_one_error(runs: Path, tmp_path: Path) -> 
 
 
 def test_int8_runs_get_a_kernel_section(runs: Path, tmp_path: Path) -> None:
-    row = _results(*RUNS[4])  # prune50-int8
+    row = {**_results(*RUNS[4]), "precision": "int8"}  # prune50-int8
     row["steps"] = [{"op": "finetune"}, {"op": "quantize", "metrics": {
         "int8_convs": 98, "conv_layers": 102, "int8_norm_convs": 40, "fp32_nodes": 4,
         "float_ops": {"Conv": 4, "ConvTranspose": 1}}}]
     (runs / "prune50-int8" / "results.json").write_text(json.dumps(row))
+    fp16 = {**_results(*RUNS[3]), "precision": "fp16", "steps": [{"op": "quantize", "metrics": {"int8_convs": 0}}]}
+    (runs / "prune70" / "results.json").write_text(json.dumps(fp16))
     build_report([str(runs)], str(tmp_path / "r"))
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "## int8 kernels" in md
+    assert "## int8 kernels" in md and "| prune70 |" not in md.split("## int8 kernels")[1]
     assert "| prune50-int8 | 98 / 102 | 40 | 4 | Conv 4, ConvTranspose 1 |" in md
     assert "| baseline |" not in md.split("## int8 kernels")[1]  # float runs have no kernel row
 
