@@ -363,7 +363,7 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
         def count(v: Any) -> str:
             return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
         lines.append(f"| {r.run} | {count(r.int8_convs)} / {count(r.conv_layers)} | {count(r.int8_norm_convs)} | "
-                     f"{count(r.fp32_layers)} | {r.float_ops or '—'} |")
+                     f"{count(r.fp32_layers)} | {r.float_ops if isinstance(r.float_ops, str) else '—'} |")
     return lines + ["", "Ops left in float, why: a layer kept fp32 (sensitivity or exclude) and the ops fed by "
                     "it; ConvTranspose has no int8 CPU kernel; in-graph input normalisation runs on the float "
                     "image. Each run's `metrics.json` of its quantize step lists the reasons per op type.", ""]

@@ -157,6 +157,11 @@ def test_int8_runs_get_a_kernel_section(runs: Path, tmp_path: Path) -> None:
     md = (tmp_path / "r" / "report.md").read_text()
     assert "## int8 kernels" in md and "| prune70 |" not in md.split("## int8 kernels")[1]
     assert "| prune50-int8 | 98 / 102 | 40 | 4 | Conv 4, ConvTranspose 1 |" in md
+    all_int8 = {**row, "name": "all-int8", "steps": [{"op": "quantize", "metrics": {"int8_convs": 102, "float_ops": {}}}]}
+    (runs / "all-int8").mkdir()
+    (runs / "all-int8" / "results.json").write_text(json.dumps(all_int8))
+    build_report([str(runs)], str(tmp_path / "r2"))
+    assert "| all-int8 | 102 /  |  |  | — |" in (tmp_path / "r2" / "report.md").read_text()
     assert "| baseline |" not in md.split("## int8 kernels")[1]  # float runs have no kernel row
 
 
