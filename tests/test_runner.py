@@ -133,9 +133,10 @@ def test_an_unreadable_lock_is_one_error_naming_it(tmp_path: Path, base: str) ->
             run_recipe(load_recipe(path), checkpoint=base, out=str(tmp_path / "runs"), progress=False)
 
 
-def test_invalid_input_writes_nothing(tmp_path: Path, base: str) -> None:
+def test_invalid_input_writes_nothing(tmp_path: Path, base: str, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "runs"
     path = _recipe(tmp_path, "steps:\n" + _finetune(2))
+    monkeypatch.chdir(tmp_path)  # the default base, models/hg2-128.pt, is relative: absent here
     with pytest.raises(HGCError, match="base: models/hg2-128.pt: no such checkpoint file"):
         run_recipe(load_recipe(path), out=str(out))
     damaged = tmp_path / "damaged.pt"

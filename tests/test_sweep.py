@@ -46,7 +46,8 @@ def test_set_arguments_read_back_exactly(value: object) -> None:
     assert path == "p" and values == [value]
 
 
-def test_plan_names_runs_and_validates_everything_first(files: tuple[str, str], tmp_path: Path) -> None:
+def test_plan_names_runs_and_validates_everything_first(files: tuple[str, str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     recipe, ckpt = files
     runs = plan([recipe], ["steps.0.finetune.steps=10,20"], checkpoint=ckpt)
     assert [r.name for _, _, r in runs] == ["ft@steps.0.finetune.steps=10", "ft@steps.0.finetune.steps=20"]
@@ -57,6 +58,7 @@ def test_plan_names_runs_and_validates_everything_first(files: tuple[str, str], 
     twin.write_text("name: ft\n" + RECIPE)
     with pytest.raises(HGCError, match="run name 'ft' is also the name of a run from"):
         plan([recipe, str(twin)], checkpoint=ckpt)
+    monkeypatch.chdir(tmp_path)  # the default base, models/hg2-128.pt, is relative: absent here
     with pytest.raises(HGCError, match="base: models/hg2-128.pt: no such checkpoint file"):
         plan([recipe])
 
