@@ -359,9 +359,10 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
     lines = ["## int8 kernels (onnxruntime's optimized graph)", "",
              "| run | int8 convs / conv layers | BatchNorms as int8 convs | layers kept fp32 | ops left in float |",
              "|---|---|---|---|---|"]
+    def count(v: Any) -> str:
+        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
     for r in rows.itertuples():
-        def count(v: Any) -> str:
-            return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
         lines.append(f"| {r.run} | {count(r.int8_convs)} / {count(r.conv_layers)} | {count(r.int8_norm_convs)} | "
                      f"{count(r.fp32_layers)} | {r.float_ops if isinstance(r.float_ops, str) else '—'} |")
     return lines + ["", "Ops left in float, why: a layer kept fp32 (sensitivity or exclude) and the ops fed by "

@@ -121,13 +121,13 @@ def tensorrt_options(precision: str | None) -> dict[str, Any]:
 
 def artifact_precision(path: str) -> str | None:
     """The precision an hgc artifact records (``hgc.quantization``), or None for float exports and others."""
-    import onnx
+    from compress.export import read_metadata
 
     try:
-        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-        return json.loads(props["hgc.quantization"]).get("precision")
-    except Exception:  # no such entry, or an unreadable file: open_session reports the latter itself
+        entry = read_metadata(path).get("quantization")
+    except HGCError:  # an unreadable file: open_session reports it in its own words
         return None
+    return entry.get("precision") if isinstance(entry, dict) else None
 
 
 def open_session(model: str | bytes, providers: list[str], threads: int | None, where: str,

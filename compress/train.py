@@ -90,8 +90,13 @@ def distill_loss(student: torch.Tensor, teacher_last: torch.Tensor, target: torc
     return alpha * soft + (1.0 - alpha) * heatmap_loss(student, target, weight)
 
 
+def _lr_drop_steps(steps: int, milestones: list[float]) -> list[int]:
+    """The steps at which the learning rate is multiplied by ``lr_gamma`` (milestones are fractions)."""
+    return sorted(int(m * steps) for m in milestones)
+
+
 def _lr_factor(step: int, cfg: TrainConfig) -> float:
-    return cfg.lr_gamma ** sum(step >= int(m * cfg.steps) for m in cfg.lr_milestones)
+    return cfg.lr_gamma ** sum(step >= drop for drop in _lr_drop_steps(cfg.steps, cfg.lr_milestones))
 
 
 class _Stream(torch.utils.data.Sampler):
@@ -246,9 +251,9 @@ def _check_extension(saved: dict[str, Any], cfg: TrainConfig, done: int, out: st
         return
     if cfg.steps < done:
         raise HGCError(f"--resume: {out} has already done {done} steps; --steps {cfg.steps} is fewer")
-    old = [int(m * saved["steps"]) for m in saved.get("lr_milestones", [])]
-    new = [int(m * cfg.steps) for m in cfg.lr_milestones]
-    if sorted(b for b in old if b < done) != sorted(b for b in new if b < done):
+    old = _lr_drop_steps(saved["steps"], saved.get("lr_milestones", []))
+    new = _lr_drop_steps(cfg.steps, cfg.lr_milestones)
+    if [b for b in old if b < done] != [b for b in new if b < done]:
         raise HGCError(f"--resume: --steps {cfg.steps} with --lr-milestones {' '.join(map(str, cfg.lr_milestones))} "
                        f"would change the learning rate of the {done} steps {out} has done (LR drops at steps "
                        f"{old} then, {new} now); resume with the same command")

@@ -94,8 +94,9 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
         if max_drop is not None and scored is not None and reference is not None:
             # the BatchNorms run as int8 convs are candidates too: they quantize the residual stream
             norms = [(n + NORM_CONV_SUFFIX, f"{n} (BatchNorm as int8 conv)") for n in cal.norms_as_conv]
-            ranking = rank_layers(cal, layers + norms, scored, reference, skip=set(forced) | {r["node"] for r in
-                                  report.excluded}, threads=threads, log=log, **settings)
+            forced_nodes = {row["node"] for row in report.excluded}  # the forced rows, norm names renamed
+            ranking = rank_layers(cal, layers + norms, scored, reference, skip=forced_nodes, threads=threads,
+                                  log=log, **settings)
             chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=list(forced),
                                  threads=threads, log=log, **settings)
             report.sensitivity = chosen.to_dict()
