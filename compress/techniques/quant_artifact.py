@@ -195,6 +195,17 @@ def conv_layers(proto: Any) -> list[tuple[str, str]]:
     return layers
 
 
+# Non-conv ops the quantizer gives int8 inputs/outputs of their own: the residual Adds, concatenations,
+# gates. Each is a mixed-precision candidate, because its Q/DQ pair rounds the stream every later layer reads.
+STREAM_OPS = ("Add", "Mul", "Concat", "Sigmoid", "AveragePool", "GlobalAveragePool")
+
+
+def stream_nodes(proto: Any) -> list[tuple[str, str]]:
+    """(node name, label) of every named node of a ``STREAM_OPS`` type, in graph order."""
+    return [(node.name, f"{node.name} ({node.op_type})") for node in proto.graph.node
+            if node.op_type in STREAM_OPS and node.name]
+
+
 @dataclass
 class QuantReport:
     """What a conversion did: settings, which nodes stayed fp32 and why, kernels onnxruntime really runs."""
@@ -349,13 +360,16 @@ def compact_qdq(proto: Any) -> dict[str, int]:
 
 
 def keep_float(proto: Any, nodes: list[str] | set[str]) -> int:
-    """Make the excluded ``nodes`` really run fp32: remove the Q/DQ pair on each one's output path.
+    """Make the excluded ``nodes`` really run fp32: bypass the Q/DQ pair on each one's output path.
 
     onnxruntime ≥ 1.21 re-quantizes the float weights of an excluded Conv at load time whenever its input
     comes from DequantizeLinear and its output (through ReLU, Unsqueeze or other single-path ops) reaches a
     QuantizeLinear — its ``WeightBiasQuantization`` transformer — so ``nodes_to_exclude`` alone leaves the
     layer int8. Feeding the consumers the float output instead keeps the layer fp32; those consumers
-    then run float too (they are counted as such). Returns how many Q/DQ pairs were removed.
+    then run float too (they are counted as such). An excluded non-conv node (a residual ``Add``, a
+    ``Concat``) keeps the stream it produces float for every consumer except the int8 convs, which still
+    read it through the pair: the residual stream stays exact and the convs stay int8. Returns how many
+    Q/DQ pairs were bypassed.
     """
     graph = proto.graph
     consumers: dict[str, list[Any]] = {}
@@ -364,26 +378,35 @@ def keep_float(proto: Any, nodes: list[str] | set[str]) -> int:
             consumers.setdefault(name, []).append(node)
     outputs = {v.name for v in graph.output}
     constants = {t.name for t in graph.initializer}
+    excluded = set(nodes)
 
     def unary(node: Any) -> bool:  # one activation in, one out: ReLU, Unsqueeze, MaxPool, Resize, …
         data = [i for i in node.input if i and i not in constants]
         return node.op_type not in ("QuantizeLinear", "DequantizeLinear") and len(data) == 1 \
             and len(node.output) == 1
 
+    def reads_int8(user: Any, source: Any) -> bool:  # may keep the dequantized input
+        return source.op_type not in FLOAT_CONV_OPS and user.op_type in FLOAT_CONV_OPS and user.name not in excluded
+
     removed, doomed = 0, set()
-    for node in [n for n in graph.node if n.name in set(nodes)]:
+    for node in [n for n in graph.node if n.name in excluded]:
         tensor = node.output[0]
         while len(consumers.get(tensor, [])) == 1 and unary(consumers[tensor][0]) and tensor not in outputs:
             tensor = consumers[tensor][0].output[0]
         for quant in [c for c in consumers.get(tensor, []) if c.op_type == "QuantizeLinear"]:
             for dequant in [c for c in consumers.get(quant.output[0], []) if c.op_type == "DequantizeLinear"]:
-                for user in consumers.get(dequant.output[0], []):
+                users = consumers.get(dequant.output[0], [])
+                moved = [u for u in users if not reads_int8(u, node)]
+                moved_ids = {id(u) for u in moved}
+                for user in moved:
                     user.input[:] = [tensor if i == dequant.output[0] else i for i in user.input]
                 for value in graph.output:
                     if value.name == dequant.output[0]:
                         value.name = tensor
-                doomed.add(id(dequant))
-                removed += 1
+                removed += bool(moved)
+                consumers[dequant.output[0]] = [u for u in users if id(u) not in moved_ids]
+                if not consumers[dequant.output[0]]:
+                    doomed.add(id(dequant))
             if all(id(c) in doomed for c in consumers.get(quant.output[0], [])):
                 doomed.add(id(quant))
     kept = [n for n in graph.node if id(n) not in doomed]

@@ -1,6 +1,9 @@
-"""Sensitivity-guided mixed precision: which conv layers to keep fp32 so int8 loses at most ``max_drop``.
+"""Sensitivity-guided mixed precision: which nodes to keep fp32 so int8 loses at most ``max_drop``.
 
-Ranking: each conv layer is quantized *alone* in an otherwise fp32 graph and scored by the heatmap MSE
+Candidates are the conv layers, the BatchNorms run as int8 convs and the residual Adds (``STREAM_OPS``):
+an Add kept fp32 keeps the residual stream exact while the convs reading it stay int8.
+
+Ranking: each candidate is quantized *alone* in an otherwise fp32 graph and scored by the heatmap MSE
 against the fp32 graph on labelled crops (PCKh drop recorded beside it). The alternative — exclude each
 layer alone from a full int8 graph — costs the same (one quantizer pass and one scoring run per layer,
 both reusing the single calibration pass), but measures a small change of an already-noisy result and
@@ -27,7 +30,7 @@ Log = Callable[[dict[str, Any]], None] | None
 
 @dataclass
 class LayerSensitivity:
-    """One conv layer quantized alone: heatmap MSE and PCKh drop against fp32 on the scoring crops."""
+    """One candidate node quantized alone: heatmap MSE and PCKh drop against fp32 on the scoring crops."""
 
     node: str
     layer: str
@@ -51,7 +54,7 @@ class Selection:
         """JSON-able summary (ranking included, most sensitive first)."""
         return {"max_drop": self.max_drop, "full_int8_drop": round(self.full_int8_drop, 4),
                 "drop": round(self.drop, 4), "met": self.met, "kept_fp32": len(self.fp32_layers),
-                "method": "each conv quantized alone, ranked by heatmap MSE; greedy k = 1, 2, 4, … then bisection",
+                "method": "each candidate (conv, BatchNorm conv, residual Add) quantized alone, ranked by heatmap MSE; greedy k = 1, 2, 4, … then bisection",
                 "tries": self.tries, "ranking": [asdict(r) for r in self.ranking]}
 
     def excluded_rows(self) -> list[dict[str, Any]]:
@@ -77,7 +80,7 @@ def rank_layers(cal: Calibration, layers: list[tuple[str, str]], crops: Crops, r
                 skip: set[str] | frozenset[str] = frozenset(), per_channel: bool = True,
                 activation_type: str = "uint8", symmetric_activations: bool = False, threads: int = 1,
                 log: Log = None) -> list[LayerSensitivity]:
-    """Quantize each conv ``(node, layer)`` alone and rank them, most damaging first (module docstring)."""
+    """Quantize each candidate ``(node, label)`` alone and rank them, most damaging first (module docstring)."""
     base = crops.pckh(reference)
     ranking = []
     for node, layer in layers:
@@ -122,27 +125,3 @@ def select_fp32(cal: Calibration, ranking: list[LayerSensitivity], crops: Crops,
     tries = [{"fp32_layers": k, "pckh_drop": round(d, 4)} for k, d in sorted(drops.items())]
     return Selection(max_drop=max_drop, full_int8_drop=drops[0], drop=drops[high], met=drops[high] <= max_drop,
                      fp32_layers=ranking[:high], ranking=ranking, tries=tries)
-
-
-def sensitivity(onnx_fp32: str, data: str, *, calibration_images: int = 256, calibration: str = "minmax",
-                sensitivity_images: int = 128, per_channel: bool = True, activation_type: str = "uint8",
-                threads: int = 1) -> list[LayerSensitivity]:
-    """Per-layer int8 sensitivity of a float ONNX file on ``data`` crops, most damaging first.
-
-    Calibrates on positions [0, calibration_images) and scores on the ``sensitivity_images`` after them.
-    """
-    import onnx
-
-    from compress.runtime import OrtPredictor
-    from compress.techniques.quant_artifact import conv_layers
-    from compress.techniques.quant_calibration import crops as take_crops, input_size
-
-    size = input_size(onnx_fp32)
-    images = take_crops(data, size, calibration_images, 0).images
-    scored = take_crops(data, size, sensitivity_images, calibration_images)
-    reference = OrtPredictor(onnx_fp32, threads=threads)(scored.images)
-    layers = conv_layers(onnx.load(onnx_fp32, load_external_data=False))
-    with Calibration(onnx_fp32, images, calibration) as cal:
-        return rank_layers(cal, layers, scored, reference, per_channel=per_channel,
-                           activation_type=activation_type, threads=threads)
-

@@ -3,7 +3,8 @@
 * ``precision: int8`` — ``quantize_onnx_int8``: static QDQ quantization through onnxruntime with int8
   weights (per channel by default) and uint8 activations (U8S8, the x86 choice), calibrated on real
   benchmark crops (``quant_calibration``: minmax, percentile or entropy). ``max_drop`` keeps the most
-  sensitive conv layers fp32 until the PCKh drop is within it (``quant_sensitivity``); ``exclude`` forces
+  sensitive layers (convs, BatchNorm convs, residual Adds) fp32 until the PCKh drop is within it
+  (``quant_sensitivity``); ``exclude`` forces
   layers fp32 by name pattern; ``qat`` fine-tunes under fake quantization first (``qat``). The report
   counts the convolutions that really run as int8 kernels in onnxruntime's optimized graph and the ops it
   leaves in float, by type and why (``quant_artifact``).
@@ -28,7 +29,7 @@ from compress.io import sha256_file
 from compress.steps import DistillParams, Params, StepContext, bounded, choice, items, option, register_step
 from compress.techniques import quant_calibration as qc
 from compress.techniques.quant_artifact import (NORM_CONV_SUFFIX, QuantReport, compact_qdq, conv_layers, match_nodes,
-                                                runtime_kernels, write_artifact)
+                                                runtime_kernels, stream_nodes, write_artifact)
 from compress.techniques.quant_half import check_runtime, convert_fp16
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -45,8 +46,8 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
     """Static int8 QDQ quantization of a float ONNX file, calibrated on real crops; returns the report.
 
     ``data``: a data spec (calibration crops from position 0, labelled scoring crops after them) or an
-    N×3×S×S float array (calibration only). ``max_drop`` (PCKh points) keeps the most sensitive conv
-    layers fp32 until the drop on the scoring crops is within it; ``exclude`` patterns are always fp32.
+    N×3×S×S float array (calibration only). ``max_drop`` (PCKh points) keeps the most sensitive
+    nodes fp32 until the drop on the scoring crops is within it; ``exclude`` patterns are always fp32.
     ``norms_as_conv`` runs the pre-activation BatchNorms as int8 depthwise convs (else they stay float);
     ``symmetric_activations`` (int8, zero point 0) is for TensorRT/CUDA targets.
     """
@@ -92,23 +93,26 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
                 row["node"] += NORM_CONV_SUFFIX
         reference = OrtPredictor(onnx_in, threads=threads)(scored.images) if scored is not None else None
         if max_drop is not None and scored is not None and reference is not None:
-            # the BatchNorms run as int8 convs are candidates too: they quantize the residual stream
+            # candidates beside the conv layers: the BatchNorms run as int8 convs, and the residual Adds
+            # (and other merges) whose Q/DQ pairs round the stream itself — on hg2-128 most of the int8 error
             norms = [(n + NORM_CONV_SUFFIX, f"{n} (BatchNorm as int8 conv)") for n in cal.norms_as_conv]
+            stream = stream_nodes(onnx.load(cal.model, load_external_data=False))
             forced_nodes = {row["node"] for row in report.excluded}  # the forced rows, norm names renamed
-            ranking = rank_layers(cal, layers + norms, scored, reference, skip=forced_nodes, threads=threads,
-                                  log=log, **settings)
+            ranking = rank_layers(cal, layers + norms + stream, scored, reference, skip=forced_nodes,
+                                  threads=threads, log=log, **settings)
             chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=list(forced),
                                  threads=threads, log=log, **settings)
             report.sensitivity = chosen.to_dict()
             report.excluded += chosen.excluded_rows()
             if not chosen.met:
-                report.notes.append(f"max_drop {max_drop} not met even with every ranked conv fp32 "
-                                    f"(drop {chosen.drop:.2f}): the rest comes from non-conv quantization")
+                report.notes.append(f"max_drop {max_drop} not met even with every ranked node fp32 "
+                                    f"(drop {chosen.drop:.2f}): the rest comes from the graph input's quantization")
         work = str(cal.dir / "int8.onnx")
         bypassed = cal.quantize(work, nodes_to_exclude=[row["node"] for row in report.excluded], **settings)
         if bypassed:
-            report.notes.append(f"{bypassed} Q/DQ pairs removed after fp32 layers so onnxruntime cannot "
-                                "re-quantize them; the ops consuming their outputs run float too")
+            report.notes.append(f"{bypassed} Q/DQ pairs bypassed after fp32 nodes (quant_artifact.keep_float): "
+                                "after a conv so onnxruntime cannot re-quantize it, after an Add so the "
+                                "residual stream stays float")
         proto = onnx.load(work)
         compacted = compact_qdq(proto)
         onnx.save_model(proto, work)

@@ -22,7 +22,7 @@ from compress.runner import run_recipe
 from compress.runtime import OrtPredictor
 from compress.techniques import quant_sensitivity
 from compress.techniques.qat import prepare_qat, qat_finetune
-from compress.techniques.quant_artifact import NORM_CONV_SUFFIX
+from compress.techniques.quant_artifact import NORM_CONV_SUFFIX, STREAM_OPS
 from compress.techniques.quant_calibration import Calibration, crops
 from compress.techniques.quant_half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
                                             torch_precision, torch_supports)
@@ -109,15 +109,34 @@ def test_excluded_layers_really_run_fp32(trained, tmp_path: Path, clean_cwd: Pat
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "x.onnx"), "synthetic:train", calibration_images=8,
                                 sensitivity_images=8, exclude=["stacks.0.hourglass.skip.0.conv2"])
     assert report.kernels["float_convs"] >= 1 and report.int8_convs <= 37
-    assert any("Q/DQ pairs removed" in note for note in report.notes)
+    assert any("Q/DQ pairs bypassed" in note for note in report.notes)
 
 
-def test_sensitivity_ranks_every_conv_and_records_tries(trained, tmp_path: Path, clean_cwd: Path) -> None:
+def test_residual_adds_kept_fp32_keep_the_stream_float_and_the_convs_int8(trained, tmp_path: Path,
+                                                                          clean_cwd: Path) -> None:
+    """An excluded Add feeds the next Add/MaxPool/Resize its float output; the convs reading it stay int8."""
+    adds = [n.name for n in onnx.load(trained["onnx"]).graph.node if n.op_type == "Add"]
+    report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "a.onnx"), "synthetic:train", calibration_images=8,
+                                sensitivity_images=8, exclude=adds)
+    assert len(adds) > 5 and len(report.excluded) == len(adds)
+    assert report.int8_convs == report.conv_layers == 38 and report.kernels["int8_norm_convs"] == 11
+    assert report.kernels["float_ops"]["Add"] >= len(adds) - 1  # an Add fed only by convs may stay int8
+    assert any("Q/DQ pairs bypassed" in note for note in report.notes)
+    full = quantize_onnx_int8(trained["onnx"], str(tmp_path / "f.onnx"), "synthetic:train", calibration_images=8,
+                              sensitivity_images=8)
+    assert report.heatmap_mse < full.heatmap_mse  # the float stream is closer to fp32
+
+
+def test_sensitivity_ranks_every_conv_norm_and_add_and_records_tries(trained, tmp_path: Path,
+                                                                    clean_cwd: Path) -> None:
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "s.onnx"), "synthetic:train",
                                 calibration_images=8, sensitivity_images=8, max_drop=0.0)
     sens = report.sensitivity
     norms = report.options["norms_as_conv"]
-    assert norms > 0 and len(sens["ranking"]) == report.conv_layers + norms and sens["tries"][0]["fp32_layers"] == 0
+    adds = sum(n.op_type in STREAM_OPS for n in onnx.load(trained["onnx"]).graph.node)
+    assert norms > 0 and adds > 0 and sens["tries"][0]["fp32_layers"] == 0
+    assert len(sens["ranking"]) == report.conv_layers + norms + adds
+    assert sum(row["layer"].endswith("(Add)") for row in sens["ranking"]) == adds
     assert sum(row["node"].endswith(NORM_CONV_SUFFIX) for row in sens["ranking"]) == norms
     mses = [row["heatmap_mse"] for row in sens["ranking"]]
     assert mses == sorted(mses, reverse=True)
