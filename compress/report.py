@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import os
 from collections import Counter
@@ -19,122 +18,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from compress.errors import HGCError, first_line
+from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.pareto import pareto_front
-from compress.runner import RESULTS_FORMAT
-REQUIRED = {"name": str, "pckh_mean": (int, float, type(None)), "bytes": int, "params": (int, float),
-            "latency": list, "steps": list}
-
-
-def find_results(paths: Sequence[str]) -> list[Path]:
-    """Every ``results.json`` under ``paths`` (files or directories), each once, in a stable order.
-
-    Finding none is an error: an empty report would hide a wrong path.
-    """
-    found: dict[Path, None] = {}
-    for path in paths:
-        p = Path(path)
-        if p.is_file():
-            found[p.resolve()] = None
-        elif p.is_dir():
-            for item in sorted(p.rglob("results.json")):
-                found[item.resolve()] = None
-        else:
-            raise HGCError(f"{path}: no such file or directory")
-    if not found:
-        raise HGCError(f"no results.json found under {', '.join(map(str, paths))} (run `hgc run RECIPE` first)")
-    return list(found)
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """One results row, checked for the fields a report needs.
-
-    A corrupt or foreign file is an error naming it, never a silently missing row.
-    """
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise HGCError(f"{path}: corrupt results file ({first_line(exc)})") from None
-    if not isinstance(data, dict) or data.get("format") != RESULTS_FORMAT:
-        raise HGCError(f"{path}: not an hgc results file (expected format {RESULTS_FORMAT!r})")
-    for key, kind in REQUIRED.items():
-        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
-            raise HGCError(f"{path}: corrupt results file: {key!r} is missing or has the wrong type")
-    return data
-
-
-def latency_column(runtime: str, batch: int, stat: str = "p50") -> str:
-    """Name of the table column holding a runtime's latency at one batch size (``p50_ms:torch-cpu:b1``).
-
-    One column per runtime and batch keeps every measured number in ``results.csv``.
-    """
-    return f"{stat}_ms:{runtime}:b{batch}"
-
-
-def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    pckh = data.get("pckh") or {}
-    row = {"run": data["name"], "steps": " → ".join(str(s.get("op")) for s in data["steps"]) or "(none)",
-           "n_steps": len(data["steps"]), "precision": data.get("precision"), "pckh": _float(data["pckh_mean"]),
-           "pckh01": _float(data.get("pckh01_mean")), "auc": _float(data.get("auc")),
-           **{col: _float(pckh.get(col)) for col in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")},
-           "params": data["params"], "macs": data.get("macs"), "bytes": data["bytes"],
-           "gzip_bytes": data.get("gzip_bytes"), "lzma_bytes": data.get("lzma_bytes"),
-           "quick": bool(data.get("quick")), "samples": (data.get("evaluate") or {}).get("samples"),
-           "cpu": (data.get("machine") or {}).get("cpu"), "threads": None,
-           "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path)}
-    row.update(_quant_columns(data["steps"]))
-    for lat in data["latency"]:
-        if not _times_the_artifact(lat, data):
-            continue
-        for stat in ("p50", "p90"):
-            row[latency_column(lat["runtime"], lat["batch"], stat)] = _float(lat.get(f"{stat}_ms"))
-        row["threads"] = lat.get("threads")
-    return row
-
-
-def _quant_columns(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the last ``quantize`` step measured in onnxruntime's optimized graph (blank without one)."""
-    m = next((s.get("metrics") or {} for s in reversed(steps) if s.get("op") == "quantize"), {})
-    float_ops = m.get("float_ops") or {}
-    return {"int8_convs": m.get("int8_convs"), "conv_layers": m.get("conv_layers"),
-            "int8_norm_convs": m.get("int8_norm_convs"), "fp32_layers": m.get("fp32_nodes"),
-            "float_ops": ", ".join(f"{op} {n}" for op, n in float_ops.items()) if float_ops else None}
-
-
-def _times_the_artifact(lat: dict[str, Any], data: dict[str, Any]) -> bool:
-    """False for a latency row that timed something other than the artifact the row's PCKh and size describe.
-
-    A runtime listed in ``skipped_runtimes`` never counts; neither does an older results file's torch row that
-    timed the fp32 checkpoint (``timed: model.pt``) while the artifact is int8 or fp16.
-    """
-    if lat.get("runtime") in (data.get("skipped_runtimes") or {}):
-        return False
-    return not (str(lat.get("timed", "")).endswith(".pt") and data.get("precision") not in (None, "fp32"))
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def results_table(paths: Sequence[str]) -> pd.DataFrame:
-    """One row per run found under ``paths`` (see ``_row`` for the columns).
-
-    Duplicate run names are an error, since a run collected twice would distort the front.
-    """
-    files = find_results(paths)
-    rows = [_row(read_results(f), f) for f in files]
-    names = Counter(r["run"] for r in rows)
-    twice = [n for n, c in names.items() if c > 1]
-    if twice:
-        where = [r["results"] for r in rows if r["run"] == twice[0]]
-        raise HGCError(f"run {twice[0]!r} appears twice ({', '.join(where)}); report one copy of each run")
-    return pd.DataFrame(rows)
-
-
+from compress.results import latency_column, results_table
 @dataclass
 class Report:
     """What ``build_report`` chose and wrote."""

@@ -9,7 +9,8 @@ import pytest
 
 from compress.errors import HGCError
 from compress.pareto import pareto_front
-from compress.report import build_report, results_table, short_label
+from compress.report import build_report, short_label
+from compress.results import results_table
 
 # name, steps, PCKh, MB, onnxruntime-cpu ms, torch-cpu ms
 RUNS = [("baseline", 0, 86.0, 10.0, 20.0, 30.0),
