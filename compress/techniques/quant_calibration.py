@@ -306,7 +306,7 @@ class Calibration:
         """Write a static QDQ model (int8 weights; uint8 or int8 activations) with the cached ranges.
 
         ``nodes_to_quantize`` limits quantization to those nodes (sensitivity: one layer alone);
-        ``nodes_to_exclude`` stay fp32 — really, see ``quant_artifact.keep_float`` (returns its count of
+        ``nodes_to_exclude`` stay fp32 — really, see ``quant_graph.keep_float`` (returns its count of
         removed Q/DQ pairs). ``symmetric_activations`` (zero point 0) is what TensorRT expects.
         """
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -327,7 +327,7 @@ class Calibration:
             return 0
         import onnx
 
-        from compress.techniques.quant_artifact import keep_float
+        from compress.techniques.quant_graph import keep_float
 
         proto = onnx.load(onnx_out)
         removed = keep_float(proto, set(nodes_to_exclude))

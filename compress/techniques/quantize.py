@@ -28,8 +28,8 @@ from compress.errors import HGCError
 from compress.io import sha256_file
 from compress.steps import DistillParams, Params, StepContext, bounded, choice, items, option, register_step
 from compress.techniques import quant_calibration as qc
-from compress.techniques.quant_artifact import (NORM_CONV_SUFFIX, QuantReport, compact_qdq, conv_layers, match_nodes,
-                                                runtime_kernels, stream_nodes, write_artifact)
+from compress.techniques.quant_artifact import NORM_CONV_SUFFIX, QuantReport, runtime_kernels, write_artifact
+from compress.techniques.quant_graph import compact_qdq, conv_layers, match_nodes, stream_nodes
 from compress.techniques.quant_half import check_runtime, convert_fp16
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -110,7 +110,7 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
         work = str(cal.dir / "int8.onnx")
         bypassed = cal.quantize(work, nodes_to_exclude=[row["node"] for row in report.excluded], **settings)
         if bypassed:
-            report.notes.append(f"{bypassed} Q/DQ pairs bypassed after fp32 nodes (quant_artifact.keep_float): "
+            report.notes.append(f"{bypassed} Q/DQ pairs bypassed after fp32 nodes (quant_graph.keep_float): "
                                 "after a conv so onnxruntime cannot re-quantize it, after an Add so the "
                                 "residual stream stays float")
         proto = onnx.load(work)

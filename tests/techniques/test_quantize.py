@@ -22,7 +22,8 @@ from compress.runner import run_recipe
 from compress.runtime import OrtPredictor
 from compress.techniques import quant_sensitivity
 from compress.techniques.qat import prepare_qat, qat_finetune
-from compress.techniques.quant_artifact import NORM_CONV_SUFFIX, STREAM_OPS
+from compress.techniques.quant_artifact import NORM_CONV_SUFFIX
+from compress.techniques.quant_graph import STREAM_OPS
 from compress.techniques.quant_calibration import Calibration, crops
 from compress.techniques.quant_half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
                                             torch_precision, torch_supports)
