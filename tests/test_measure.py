@@ -196,7 +196,7 @@ def test_an_int8_artifact_has_the_params_of_its_fp32_export(tmp_path: Path, tiny
         checkpoint.save(StackedHourglass(tiny_config), tmp_path / "m.pt")
         fp32 = export_onnx(str(tmp_path / "m.pt"), tmp_path / "m.onnx", dynamic_batch=True).path
         int8 = str(tmp_path / "m.int8.onnx")
-        quantize_onnx_int8(fp32, int8, "synthetic:train", calibration_images=4, sensitivity_images=4)
+        quantize_onnx_int8(fp32, int8, "synthetic:train", calibration_images=4, sensitivity_images=4, scoring_images=4)
     finally:
         torch.set_num_threads(threads)
     proto = load_onnx(int8)

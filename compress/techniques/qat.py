@@ -247,8 +247,9 @@ class QATResult:
 def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str, batch_size: int = 16,
                  teacher: nn.Module | None = None, alpha: float = 0.5, per_channel: bool = True,
                  activation_type: str = "uint8", calibration_images: int = 64, seed: int = 0,
-                 checkpoint_every: int = 100, device: str = "cpu", resume: bool = False, meta: dict[str, Any] | None = None,
-                 lineage: list[dict[str, Any]] | None = None, progress: bool = False) -> QATResult:
+                 checkpoint_every: int = 100, device: str = "cpu", resume: bool = False,
+                 meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
+                 progress: bool = False) -> QATResult:
     """Fine-tune a copy of ``model`` for ``steps`` under int8 fake quantization (module docstring).
 
     Ranges start from ``calibration_images`` eval crops of ``data``; ``teacher`` turns the loss into FPD

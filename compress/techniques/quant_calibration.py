@@ -46,6 +46,11 @@ class Crops:
     def __len__(self) -> int:
         return len(self.images)
 
+    def head(self, count: int) -> "Crops":
+        """The first ``count`` crops (all of them when there are fewer)."""
+        return Crops(self.images[:count], self.joints[:count], self.visible[:count], self.head_size[:count],
+                     self.inverse[:count], self.data, self.start)
+
     def pckh(self, heatmaps: np.ndarray) -> float:
         """Mean PCKh@0.5 of last-stack ``heatmaps`` (N×J×h×w) predicted for these crops."""
         from compress.data import transforms as T

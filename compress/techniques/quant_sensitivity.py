@@ -54,7 +54,8 @@ class Selection:
         """JSON-able summary (ranking included, most sensitive first)."""
         return {"max_drop": self.max_drop, "full_int8_drop": round(self.full_int8_drop, 4),
                 "drop": round(self.drop, 4), "met": self.met, "kept_fp32": len(self.fp32_layers),
-                "method": "each candidate (conv, BatchNorm conv, residual Add) quantized alone, ranked by heatmap MSE; greedy k = 1, 2, 4, … then bisection",
+                "method": "each candidate (conv, BatchNorm conv, residual Add) quantized alone, ranked by heatmap "
+                          "MSE; greedy k = 1, 2, 4, … then bisection",
                 "tries": self.tries, "ranking": [asdict(r) for r in self.ranking]}
 
     def excluded_rows(self) -> list[dict[str, Any]]:

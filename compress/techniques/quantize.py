@@ -40,14 +40,17 @@ QUICK_CALIBRATION, QUICK_SCORING = 32, 16
 def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_images: int = 256,
                        calibration: str = "minmax", percentile: float = 99.999, per_channel: bool = True,
                        activation_type: str = "uint8", exclude: list[str] | tuple[str, ...] = (),
-                       max_drop: float | None = None, sensitivity_images: int = 128, norms_as_conv: bool = True,
+                       max_drop: float | None = None, sensitivity_images: int = 128, scoring_images: int = 1024,
+                       norms_as_conv: bool = True,
                        symmetric_activations: bool = False, threads: int = 1,
                        log: Callable[[dict[str, Any]], None] | None = None) -> QuantReport:
     """Static int8 QDQ quantization of a float ONNX file, calibrated on real crops; returns the report.
 
     ``data``: a data spec (calibration crops from position 0, labelled scoring crops after them) or an
-    N×3×S×S float array (calibration only). ``max_drop`` (PCKh points) keeps the most sensitive
-    nodes fp32 until the drop on the scoring crops is within it; ``exclude`` patterns are always fp32.
+    N×3×S×S float array (calibration only). ``max_drop`` (PCKh points) keeps the most sensitive nodes
+    fp32 until the drop on the ``scoring_images`` crops is within it (the first ``sensitivity_images`` of
+    them rank the candidates: heatmap MSE is a steady signal on few crops, a PCKh drop is not);
+    ``exclude`` patterns are always fp32.
     ``norms_as_conv`` runs the pre-activation BatchNorms as int8 depthwise convs (else they stay float);
     ``symmetric_activations`` (int8, zero point 0) is for TensorRT/CUDA targets.
     """
@@ -62,7 +65,7 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
     scored: qc.Crops | None = None
     if isinstance(data, str):
         images = qc.crops(data, size, calibration_images, 0).images
-        scored = qc.crops(data, size, sensitivity_images, calibration_images)
+        scored = qc.crops(data, size, max(sensitivity_images, scoring_images), calibration_images)
         where = f"{data} eval crops, positions 0..{calibration_images - 1}"
     else:
         images = qc.check_images(data, shape, calibration_images, onnx_in)
@@ -98,8 +101,9 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
             norms = [(n + NORM_CONV_SUFFIX, f"{n} (BatchNorm as int8 conv)") for n in cal.norms_as_conv]
             stream = stream_nodes(onnx.load(cal.model, load_external_data=False))
             forced_nodes = {row["node"] for row in report.excluded}  # the forced rows, norm names renamed
-            ranking = rank_layers(cal, layers + norms + stream, scored, reference, skip=forced_nodes,
-                                  threads=threads, log=log, **settings)
+            ranked = scored.head(sensitivity_images)  # few crops rank (heatmap MSE), all of them decide
+            ranking = rank_layers(cal, layers + norms + stream, ranked, reference[:len(ranked)],
+                                  skip=forced_nodes, threads=threads, log=log, **settings)
             chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=list(forced),
                                  threads=threads, log=log, **settings)
             report.sensitivity = chosen.to_dict()
@@ -159,7 +163,9 @@ class QuantizeParams(Params):
     norms_as_conv: bool = option(True, "int8: run pre-activation BatchNorms as depthwise 1×1 int8 convs")
     keep_io_fp32: bool = option(True, "fp16: keep float32 inputs and outputs")
     max_drop: float | None = bounded(None, 0.0, doc="int8: keep sensitive layers fp32 until the PCKh drop ≤ this")
-    sensitivity_images: int = bounded(128, 1, doc="labelled crops that score sensitivity (≤ 16 under --quick)")
+    sensitivity_images: int = bounded(128, 1, doc="crops that rank each candidate alone (≤ 16 under --quick)")
+    scoring_images: int = bounded(1024, 1, doc="labelled crops that measure the PCKh drop: mixed-precision tries "
+                                               "and the step's report (≤ 16 under --quick)")
     exclude: list[str] = items(list, "node or layer name patterns kept fp32 (fnmatch)")
     qat: QATParams | None = option(None, "int8: quantization-aware fine-tuning first: {steps: 500, lr: 2.5e-5}")
 
@@ -196,8 +202,8 @@ def _qat(model: Any, params: QuantizeParams, ctx: StepContext) -> Any:
                           alpha=qat.distill.alpha if qat.distill else 0.5, per_channel=params.per_channel,
                           activation_type=params.activation_type,
                           calibration_images=min(params.calibration_images, 64), seed=qat.seed,
-                          checkpoint_every=qat.checkpoint_every, device=ctx.device, resume=resume, meta=ctx.meta, lineage=ctx.lineage,
-                          progress=ctx.progress)
+                          checkpoint_every=qat.checkpoint_every, device=ctx.device, resume=resume, meta=ctx.meta,
+                          lineage=ctx.lineage,                          progress=ctx.progress)
     for record in result.history:
         ctx.log({"event": "qat", **record})
     last = result.history[-1] if result.history else {}
@@ -224,12 +230,14 @@ def quantize(model: Any, params: QuantizeParams, ctx: StepContext) -> Any:
                               images=images)
     else:
         calibration = min(params.calibration_images, QUICK_CALIBRATION) if ctx.quick else params.calibration_images
-        scoring = min(params.sensitivity_images, QUICK_SCORING) if ctx.quick else params.sensitivity_images
+        ranking = min(params.sensitivity_images, QUICK_SCORING) if ctx.quick else params.sensitivity_images
+        scoring = min(params.scoring_images, QUICK_SCORING) if ctx.quick else params.scoring_images
         report = quantize_onnx_int8(float_onnx, str(ctx.step_dir / name), ctx.data,
                                     calibration_images=calibration, calibration=params.calibration,
                                     percentile=params.percentile, per_channel=params.per_channel,
                                     activation_type=params.activation_type, exclude=params.exclude,
-                                    max_drop=params.max_drop, sensitivity_images=scoring,
+                                    max_drop=params.max_drop, sensitivity_images=ranking,
+                                    scoring_images=scoring,
                                     norms_as_conv=params.norms_as_conv,
                                     symmetric_activations=params.provider != "cpu", log=ctx.log)
     ctx.artifact = name

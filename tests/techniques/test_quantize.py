@@ -78,7 +78,7 @@ def _close(path: str, reference: str, images: np.ndarray) -> tuple[float, float]
 def test_ptq_runs_every_conv_as_int8_and_stays_close(trained, val, tmp_path: Path, clean_cwd: Path) -> None:
     out = str(tmp_path / "int8.onnx")
     report = quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=16,
-                                sensitivity_images=16)
+                                sensitivity_images=16, scoring_images=16)
     assert report.conv_layers == 38 and report.int8_convs == 38 > 0
     assert report.kernels["float_convs"] == 0 and report.kernels["float_ops"] == {}
     assert report.kernels["int8_norm_convs"] == 11 == report.options["norms_as_conv"]  # pre-activation BNs
@@ -94,7 +94,7 @@ def test_ptq_runs_every_conv_as_int8_and_stays_close(trained, val, tmp_path: Pat
 def test_per_tensor_int8_activations_and_exclusions(trained, tmp_path: Path, clean_cwd: Path) -> None:
     out = str(tmp_path / "mixed.onnx")
     report = quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=8,
-                                sensitivity_images=8, calibration="percentile", per_channel=False,
+                                sensitivity_images=8, scoring_images=8, calibration="percentile", per_channel=False,
                                 activation_type="int8", exclude=["stacks.0.score", "stem.conv.*"])
     layers = {row["layer"] for row in report.excluded}
     assert layers == {"stacks.0.score", "stem.conv.0"}
@@ -108,7 +108,7 @@ def test_per_tensor_int8_activations_and_exclusions(trained, tmp_path: Path, cle
 def test_excluded_layers_really_run_fp32(trained, tmp_path: Path, clean_cwd: Path) -> None:
     """onnxruntime re-quantizes an excluded conv between Q/DQ neighbours unless its output Q/DQ goes."""
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "x.onnx"), "synthetic:train", calibration_images=8,
-                                sensitivity_images=8, exclude=["stacks.0.hourglass.skip.0.conv2"])
+                                sensitivity_images=8, scoring_images=8, exclude=["stacks.0.hourglass.skip.0.conv2"])
     assert report.kernels["float_convs"] >= 1 and report.int8_convs <= 37
     assert any("Q/DQ pairs bypassed" in note for note in report.notes)
 
@@ -118,21 +118,22 @@ def test_residual_adds_kept_fp32_keep_the_stream_float_and_the_convs_int8(traine
     """An excluded Add feeds the next Add/MaxPool/Resize its float output; the convs reading it stay int8."""
     adds = [n.name for n in onnx.load(trained["onnx"]).graph.node if n.op_type == "Add"]
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "a.onnx"), "synthetic:train", calibration_images=8,
-                                sensitivity_images=8, exclude=adds)
+                                sensitivity_images=8, scoring_images=8, exclude=adds)
     assert len(adds) > 5 and len(report.excluded) == len(adds)
     assert report.int8_convs == report.conv_layers == 38 and report.kernels["int8_norm_convs"] == 11
     assert report.kernels["float_ops"]["Add"] >= len(adds) - 1  # an Add fed only by convs may stay int8
     assert any("Q/DQ pairs bypassed" in note for note in report.notes)
     full = quantize_onnx_int8(trained["onnx"], str(tmp_path / "f.onnx"), "synthetic:train", calibration_images=8,
-                              sensitivity_images=8)
+                              sensitivity_images=8, scoring_images=8)
     assert report.heatmap_mse < full.heatmap_mse  # the float stream is closer to fp32
 
 
 def test_sensitivity_ranks_every_conv_norm_and_add_and_records_tries(trained, tmp_path: Path,
                                                                     clean_cwd: Path) -> None:
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "s.onnx"), "synthetic:train",
-                                calibration_images=8, sensitivity_images=8, max_drop=0.0)
+                                calibration_images=8, sensitivity_images=8, scoring_images=12, max_drop=0.0)
     sens = report.sensitivity
+    assert report.scored_images == 12  # the tries and the report score more crops than the ranking
     norms = report.options["norms_as_conv"]
     adds = sum(n.op_type in STREAM_OPS for n in onnx.load(trained["onnx"]).graph.node)
     assert norms > 0 and adds > 0 and sens["tries"][0]["fp32_layers"] == 0
@@ -204,7 +205,7 @@ def test_qat_few_steps_exports_an_int8_file(trained, val, tmp_path: Path, clean_
     assert gap < 0.05
     float_onnx = export_onnx(result.model, tmp_path / "qat.onnx", dynamic_batch=True).path
     report = quantize_onnx_int8(float_onnx, str(tmp_path / "qat.int8.onnx"), "synthetic:train",
-                                calibration_images=8, sensitivity_images=8)
+                                calibration_images=8, sensitivity_images=8, scoring_images=8)
     assert report.int8_convs == 38
     relative_mse, pckh_gap = _close(str(tmp_path / "qat.int8.onnx"), trained["onnx"], val)
     assert relative_mse < 0.2 and pckh_gap < 5.0
