@@ -252,9 +252,11 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
     for r in rows.itertuples():
         lines.append(f"| {r.run} | {count(r.int8_convs)} / {count(r.conv_layers)} | {count(r.int8_norm_convs)} | "
                      f"{count(r.fp32_layers)} | {r.float_ops if isinstance(r.float_ops, str) else '—'} |")
-    return lines + ["", "Ops left in float, why: a layer kept fp32 (sensitivity or exclude) and the ops fed by "
-                    "it; ConvTranspose has no int8 CPU kernel; in-graph input normalisation runs on the float "
-                    "image. Each run's `metrics.json` of its quantize step lists the reasons per op type.", ""]
+    return lines + ["", "Ops left in float, why: a conv kept fp32 (sensitivity or exclude) and the ops fed by "
+                    "it; a residual Add kept fp32 and the ops that carry its float stream on (the next Add, "
+                    "MaxPool, Resize; the convs reading it stay int8); ConvTranspose has no int8 CPU kernel; "
+                    "in-graph input normalisation runs on the float image. Each run's `metrics.json` of its "
+                    "quantize step lists the reasons per op type.", ""]
 
 
 def _notes(frame: pd.DataFrame) -> list[str]:

@@ -38,11 +38,13 @@ WHY_FLOAT = {
     "BatchNormalization": "pre-activation norm after a residual Add (norms_as_conv off): no conv precedes it "
                           "to fold into, and the CPU provider has no int8 BatchNormalization kernel",
     "ConvTranspose": "the CPU provider has no int8 ConvTranspose kernel (runs DQ → float → Q)",
-    "Resize": "no 8-bit Resize input here (its input was not quantized)",
-    "Add": "its inputs were not both quantized (no QLinearAdd)",
+    "Resize": "no 8-bit Resize input here (it carries the float stream of an Add or conv kept fp32)",
+    "MaxPool": "it carries the float stream of an Add or conv kept fp32",
+    "Add": "kept fp32 (sensitivity / exclude), or one input is the float stream of a node kept fp32 "
+           "(no QLinearAdd)",
     "Conv": "kept fp32 (exclude / sensitivity), or it consumes the float output of a layer kept fp32",
     "FusedConv": "float Conv fused with its activation: kept fp32, or fed by a layer kept fp32",
-    "Concat": "one of its inputs is the float output of a layer kept fp32",
+    "Concat": "kept fp32, or one of its inputs is the float output of a node kept fp32",
     "GroupNormalization": "no int8 GroupNormalization kernel",
     "InstanceNormalization": "no int8 InstanceNormalization kernel",
     "Sub": "input normalisation inside the graph runs on the float image",
