@@ -114,8 +114,10 @@ def keep_float(proto: Any, nodes: list[str] | set[str]) -> int:
     layer int8. Feeding the consumers the float output instead keeps the layer fp32; those consumers
     then run float too (they are counted as such). An excluded non-conv node (a residual ``Add``, a
     ``Concat``) keeps the stream it produces float for every consumer except the int8 convs, which still
-    read it through the pair: the residual stream stays exact and the convs stay int8. Returns how many
-    Q/DQ pairs were bypassed.
+    read it through the pair: the residual stream stays exact and the convs stay int8. So does an excluded
+    conv whose input is already float (a BatchNorm conv after a kept Add): with no DequantizeLinear before
+    it there is nothing for onnxruntime to re-quantize. Nodes are visited in graph order, so a node sees
+    the inputs its excluded producers already made float. Returns how many Q/DQ pairs were bypassed.
     """
     graph = proto.graph
     consumers: dict[str, list[Any]] = {}
@@ -131,8 +133,15 @@ def keep_float(proto: Any, nodes: list[str] | set[str]) -> int:
         return node.op_type not in ("QuantizeLinear", "DequantizeLinear") and len(data) == 1 \
             and len(node.output) == 1
 
+    producers = {out: node for node in graph.node for out in node.output}
+
+    def float_fed(node: Any) -> bool:  # its data input is not a DequantizeLinear output (any more)
+        source = producers.get(node.input[0]) if node.input else None
+        return source is None or source.op_type != "DequantizeLinear"
+
     def reads_int8(user: Any, source: Any) -> bool:  # may keep the dequantized input
-        return source.op_type not in FLOAT_CONV_OPS and user.op_type in FLOAT_CONV_OPS and user.name not in excluded
+        safe = source.op_type not in FLOAT_CONV_OPS or float_fed(source)  # nothing to re-quantize
+        return safe and user.op_type in FLOAT_CONV_OPS and user.name not in excluded
 
     removed, doomed = 0, set()
     for node in [n for n in graph.node if n.name in excluded]:

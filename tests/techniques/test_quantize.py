@@ -128,6 +128,21 @@ def test_residual_adds_kept_fp32_keep_the_stream_float_and_the_convs_int8(traine
     assert report.heatmap_mse < full.heatmap_mse  # the float stream is closer to fp32
 
 
+def test_norm_convs_kept_after_kept_adds_leave_the_convs_they_feed_int8(trained, tmp_path: Path,
+                                                                        clean_cwd: Path) -> None:
+    """A kept BatchNorm conv reading a float stream has nothing to re-quantize: its consumers stay int8."""
+    nodes = onnx.load(trained["onnx"]).graph.node
+    adds = [n.name for n in nodes if n.op_type == "Add"]
+    norms = [n.name for n in nodes if n.op_type == "BatchNormalization"]
+    alone = quantize_onnx_int8(trained["onnx"], str(tmp_path / "n.onnx"), "synthetic:train", calibration_images=8,
+                               sensitivity_images=8, scoring_images=8, exclude=norms)
+    both = quantize_onnx_int8(trained["onnx"], str(tmp_path / "b.onnx"), "synthetic:train", calibration_images=8,
+                              sensitivity_images=8, scoring_images=8, exclude=adds + norms)
+    assert alone.kernels["float_norm_convs"] == both.kernels["float_norm_convs"] == len(norms) == 11
+    assert alone.int8_convs == alone.conv_layers - len(norms)  # each fed by a DQ: its consumer goes float
+    assert both.int8_convs >= both.conv_layers - 2  # fed by a float Add: the consumers keep their pair
+
+
 def test_sensitivity_ranks_every_conv_norm_and_add_and_records_tries(trained, tmp_path: Path,
                                                                     clean_cwd: Path) -> None:
     report = quantize_onnx_int8(trained["onnx"], str(tmp_path / "s.onnx"), "synthetic:train",
