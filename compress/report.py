@@ -22,6 +22,8 @@ from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.pareto import pareto_front
 from compress.results import latency_column, results_table
+
+
 @dataclass
 class Report:
     """What ``build_report`` chose and wrote."""
@@ -246,6 +248,7 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
     lines = ["## int8 kernels (onnxruntime's optimized graph)", "",
              "| run | int8 convs / conv layers | BatchNorms as int8 convs | layers kept fp32 | ops left in float |",
              "|---|---|---|---|---|"]
+
     def count(v: Any) -> str:
         return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
 

@@ -11,6 +11,7 @@ from typing import Any
 from compress.errors import HGCError
 from compress.techniques.quant_artifact import FLOAT_CONV_OPS
 
+
 def conv_layers(proto: Any) -> list[tuple[str, str]]:
     """(node name, layer name) of every Conv/ConvTranspose of a float graph, in graph order.
 
