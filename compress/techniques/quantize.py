@@ -4,10 +4,9 @@
   weights (per channel by default) and uint8 activations (U8S8, the x86 choice), calibrated on real
   benchmark crops (``quant_calibration``: minmax, percentile or entropy). ``max_drop`` keeps the most
   sensitive layers (convs, BatchNorm convs, residual Adds) fp32 until the PCKh drop is within it
-  (``quant_sensitivity``); ``exclude`` forces
-  layers fp32 by name pattern; ``qat`` fine-tunes under fake quantization first (``qat``). The report
-  counts the convolutions that really run as int8 kernels in onnxruntime's optimized graph and the ops it
-  leaves in float, by type and why (``quant_artifact``).
+  (``quant_sensitivity``); ``exclude`` forces layers fp32 by name pattern; ``qat`` fine-tunes under fake
+  quantization first (``qat``). The report counts the convolutions that really run as int8 kernels in
+  onnxruntime's optimized graph and the ops it leaves in float, by type and why (``quant_artifact``).
 * ``precision: fp16`` — ``quant_half.convert_fp16`` (fp32 I/O kept by default; what happens to Resize is
   measured there). ``bf16`` has no onnxruntime CPU kernel and is refused with the reason; PyTorch bf16 is
   ``quant_half.torch_precision``. ``fp32`` leaves the model as it is (the runner exports it).
@@ -100,11 +99,11 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, *, calibration_im
             # (and other merges) whose Q/DQ pairs round the stream itself — on hg2-128 most of the int8 error
             norms = [(n + NORM_CONV_SUFFIX, f"{n} (BatchNorm as int8 conv)") for n in cal.norms_as_conv]
             stream = stream_nodes(onnx.load(cal.model, load_external_data=False))
-            forced_nodes = {row["node"] for row in report.excluded}  # the forced rows, norm names renamed
+            forced_nodes = [row["node"] for row in report.excluded]  # the forced rows, norm names renamed
             ranked = scored.head(sensitivity_images)  # few crops rank (heatmap MSE), all of them decide
             ranking = rank_layers(cal, layers + norms + stream, ranked, reference[:len(ranked)],
-                                  skip=forced_nodes, threads=threads, log=log, **settings)
-            chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=list(forced),
+                                  skip=set(forced_nodes), threads=threads, log=log, **settings)
+            chosen = select_fp32(cal, ranking, scored, reference, max_drop, forced=forced_nodes,
                                  threads=threads, log=log, **settings)
             report.sensitivity = chosen.to_dict()
             report.excluded += chosen.excluded_rows()
