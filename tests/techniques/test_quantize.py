@@ -20,12 +20,12 @@ from compress.nets.config import HourglassConfig
 from compress.recipe import load_recipe
 from compress.runner import run_recipe
 from compress.runtime import OrtPredictor
-from compress.techniques import quant_sensitivity
-from compress.techniques.qat import prepare_qat, qat_finetune
-from compress.techniques.quant_artifact import NORM_CONV_SUFFIX
-from compress.techniques.quant_graph import STREAM_OPS
-from compress.techniques.quant_calibration import Calibration, crops
-from compress.techniques.quant_half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
+from compress.techniques.quantize import sensitivity as quant_sensitivity
+from compress.techniques.quantize.qat import prepare_qat, qat_finetune
+from compress.techniques.quantize.artifact import NORM_CONV_SUFFIX
+from compress.techniques.quantize.graph import STREAM_OPS
+from compress.techniques.quantize.calibration import Calibration, crops
+from compress.techniques.quantize.half import (check_runtime, convert_fp16, gpu_provider_options, ort_supports,
                                             torch_precision, torch_supports)
 from compress.techniques.quantize import quantize_onnx_int8
 from compress.train import TrainConfig, train_new

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from compress.techniques.quant_calibration import Calibration, Crops
+from compress.techniques.quantize.calibration import Calibration, Crops
 
 Log = Callable[[dict[str, Any]], None] | None
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from compress.errors import HGCError, first_line
 from compress.io import sha256_file
-from compress.techniques.quant_artifact import QuantReport, runtime_kernels, write_artifact
+from compress.techniques.quantize.artifact import QuantReport, runtime_kernels, write_artifact
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -175,7 +175,7 @@ def check_runtime(precision: str, provider: str) -> None:
     ok, why = ort_supports("bf16", provider)
     torch_ok, torch_why = torch_supports("bf16", "cuda" if provider != "cpu" else "cpu")
     where = f"onnxruntime's {provider} provider"
-    hint = ("; bf16 does run in PyTorch on this machine: compress.techniques.quant_half.torch_precision(model, "
+    hint = ("; bf16 does run in PyTorch on this machine: compress.techniques.quantize.half.torch_precision(model, "
             "'bf16')" if torch_ok else f"; PyTorch cannot either ({torch_why})")
     reason = f": it has no bfloat16 Conv kernel ({why})" if not ok else " (no bf16 converter in this toolkit)"
     raise HGCError(f"precision bf16: no bf16 ONNX artifact for {where}{reason}{hint}")

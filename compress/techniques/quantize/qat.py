@@ -256,7 +256,7 @@ def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str
     distillation with ``alpha``; ``out`` is the training checkpoint, written every ``checkpoint_every`` steps
     (0: at the end only) so ``resume`` continues a killed run from its last one.
     """
-    from compress.techniques.quant_calibration import crops
+    from compress.techniques.quantize.calibration import crops
     from compress.train import TrainConfig, train
 
     net = copy.deepcopy(model).cpu().float().eval()

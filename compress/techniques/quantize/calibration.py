@@ -205,7 +205,7 @@ def batchnorms_as_conv(proto: Any) -> list[str]:
     """
     from onnx import helper, numpy_helper
 
-    from compress.techniques.quant_artifact import NORM_CONV_SUFFIX
+    from compress.techniques.quantize.artifact import NORM_CONV_SUFFIX
 
     inits = {t.name: t for t in proto.graph.initializer}
     nodes, rewritten = [], []
@@ -332,7 +332,7 @@ class Calibration:
             return 0
         import onnx
 
-        from compress.techniques.quant_graph import keep_float
+        from compress.techniques.quantize.graph import keep_float
 
         proto = onnx.load(onnx_out)
         removed = keep_float(proto, set(nodes_to_exclude))

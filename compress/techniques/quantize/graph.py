@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from compress.errors import HGCError
-from compress.techniques.quant_artifact import FLOAT_CONV_OPS
+from compress.techniques.quantize.artifact import FLOAT_CONV_OPS
 
 
 def conv_layers(proto: Any) -> list[tuple[str, str]]:
