@@ -16,21 +16,26 @@ from compress.nets.stems import build_stem
 from compress.nets.widths import apply_widths
 
 
-def residuals(cfg: HourglassConfig, cin: int, cout: int, count: int) -> nn.Sequential:
-    """``count`` blocks of the configured type; the first one changes ``cin`` to ``cout``."""
-    return build_residuals(cfg.block, cin, cout, count, cfg.norm, cfg.block_args)
+def residuals(cfg: HourglassConfig, cin: int, cout: int, count: int, size: int | None = None) -> nn.Sequential:
+    """``count`` blocks of the configured type; the first one changes ``cin`` to ``cout``.
+
+    ``size`` is the side of the feature map they see (derived from ``cfg.input_size``); blocks that depend
+    on it (``dice``) take it, the others ignore it.
+    """
+    return build_residuals(cfg.block, cin, cout, count, cfg.norm, cfg.block_args, size)
 
 
 class Hourglass(nn.Module):
     """One hourglass level: a skip branch at this resolution plus a pooled branch that recurses."""
 
-    def __init__(self, cfg: HourglassConfig, depth: int) -> None:
+    def __init__(self, cfg: HourglassConfig, depth: int, size: int | None = None) -> None:
         super().__init__()
         ch, n = cfg.features, cfg.modules
-        self.skip = residuals(cfg, ch, ch, n)
-        self.down = residuals(cfg, ch, ch, n)
-        self.inner = Hourglass(cfg, depth - 1) if depth > 1 else residuals(cfg, ch, ch, n)
-        self.post = residuals(cfg, ch, ch, n)
+        size = cfg.heatmap_size if size is None else size
+        self.skip = residuals(cfg, ch, ch, n, size)
+        self.down = residuals(cfg, ch, ch, n, size // 2)
+        self.inner = Hourglass(cfg, depth - 1, size // 2) if depth > 1 else residuals(cfg, ch, ch, n, size // 2)
+        self.post = residuals(cfg, ch, ch, n, size // 2)
         self.up = nn.ConvTranspose2d(ch, ch, 4, stride=2, padding=1) if cfg.upsample == "deconv" else None
         self.fuse = nn.Conv2d(2 * ch, ch, 1) if cfg.skip == "concat" else None
 
@@ -47,7 +52,7 @@ class Stack(nn.Module):
     def __init__(self, cfg: HourglassConfig, depth: int) -> None:
         super().__init__()
         self.hourglass = Hourglass(cfg, depth)
-        self.res = residuals(cfg, cfg.features, cfg.features, cfg.modules)
+        self.res = residuals(cfg, cfg.features, cfg.features, cfg.modules, cfg.heatmap_size)
         self.head = ConvNormReLU(cfg.features, cfg.features, 1, cfg.norm)
         self.score = nn.Conv2d(cfg.features, cfg.joints, 1)
 

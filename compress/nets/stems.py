@@ -56,9 +56,10 @@ class Stem(nn.Module):
         super().__init__()
         low, mid, high = widths
         self.conv = ConvNormReLU(3, low, 7, config.norm, stride=2)
-        self.res1 = residuals(config.block, low, mid, 1, config.norm, config.block_args)
-        self.res2 = residuals(config.block, mid, high, 1, config.norm, config.block_args)
-        self.res3 = residuals(config.block, high, config.features, 1, config.norm, config.block_args)
+        half, quarter = config.input_size // 2, config.input_size // 4  # feature-map sides (for ``dice``)
+        self.res1 = residuals(config.block, low, mid, 1, config.norm, config.block_args, half)
+        self.res2 = residuals(config.block, mid, high, 1, config.norm, config.block_args, quarter)
+        self.res3 = residuals(config.block, high, config.features, 1, config.norm, config.block_args, quarter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.res1(self.conv(x))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from compress.nets.blocks import register_block
+from compress.nets.blocks.registry import register_block
 from compress.nets.layers import make_norm
 
 
