@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from compress.data import transforms as T
-from compress.data.dataset import PoseDataset, open_source
+from compress.data.crops import eval_dataset, stack_items
 from compress.errors import HGCError
 from compress.io import check_output
 from compress.metrics import PCKhResult, evaluate_predictions
+from compress.mpii_eval import write_preds_mat
 from compress.runtime import TorchPredictor, load_predictor
 
 Predictor = Callable[[np.ndarray], np.ndarray]
@@ -63,9 +64,8 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
         predict = model
     if flip:
         predict = flip_averaged(predict, input_size)
-    source = open_source(data, size=input_size, seed=seed, skip_bad=skip_bad)
-    heatmap_size = input_size // 4
-    dataset = PoseDataset(source, input_size, heatmap_size)
+    dataset = eval_dataset(data, input_size, seed=seed, skip_bad=skip_bad)
+    source = dataset.source
     count = len(dataset) if limit is None else min(limit, len(dataset))
     preds, gts, visible, heads, indices, records = [], [], [], [], [], []
     seen: set[int] = set()
@@ -74,23 +74,20 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
         items = [it for it in items if not (it["record"] in seen or seen.add(it["record"]))]
         if not items:
             continue
-        images = np.stack([it["image"].numpy() for it in items])
-        heatmaps = np.asarray(predict(images), dtype=np.float32)
-        coords, _ = T.decode_heatmaps(heatmaps)
-        coords = T.heatmap_to_input(coords, (heatmap_size, heatmap_size), (input_size, input_size))
-        for item, xy in zip(items, coords):
-            preds.append(T.transform_points(xy, item["inverse"].numpy()))
-            gts.append(item["joints"].numpy())
-            visible.append(item["visible"].numpy())
-            heads.append(float(item["head_size"]))
-            indices.append(item["index"])
-            records.append(item["record"])
+        batch = stack_items(items, data, start)
+        preds.append(batch.points(predict(batch.images)))
+        gts.append(batch.joints)
+        visible.append(batch.visible)
+        heads.append(batch.head_size)
+        indices += [it["index"] for it in items]
+        records += [it["record"] for it in items]
     if not preds:
         raise HGCError(f"--data {data}: no sample could be evaluated")
-    result = evaluate_predictions(np.stack(preds), np.stack(gts), np.stack(visible), np.asarray(heads))
+    preds = np.concatenate(preds)
+    result = evaluate_predictions(preds, np.concatenate(gts), np.concatenate(visible), np.concatenate(heads))
     skipped = {s.index for s in getattr(source, "skipped", ())}
     kept = {int(i) for i in getattr(source, "indices", range(len(source)))}
-    return EvalReport(result=result, preds=np.stack(preds), indices=np.asarray(indices), data=data,
+    return EvalReport(result=result, preds=preds, indices=np.asarray(indices), data=data,
                       skipped=len(skipped), records=np.asarray(records), total_records=len(kept | skipped))
 
 
@@ -108,8 +105,6 @@ def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool 
     predictor = load_predictor(path, device=device)
     report = evaluate(predictor, data, limit=limit, flip=flip, batch_size=batch_size, skip_bad=skip_bad)
     if preds_out:
-        from compress.mpii_eval import write_preds_mat
-
         full = np.full((report.total_records, *report.preds.shape[1:]), np.nan)
         full[report.records] = report.preds
         write_preds_mat(preds_out, full)

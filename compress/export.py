@@ -26,19 +26,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import onnx
 import torch
 
+from compress.data.crops import crops
 from compress.errors import HGCError, first_line
+from compress.evaluate import evaluate
 from compress.io import atomic_path, sha256_file
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
+from compress.onnx_meta import FORMAT, GRAPH_DOC, INPUT_NAME, OUTPUT_NAME, metadata_props, read_metadata
+from compress.runtime import OrtPredictor, open_session
 
-FORMAT = "hgc-onnx/1"
-INPUT_NAME, OUTPUT_NAME = "image", "heatmaps"
+__all__ = ["DEFAULT_OPSET", "FORMAT", "ExportResult", "export_onnx", "read_metadata"]
 DEFAULT_OPSET = 18  # the exporter's native opset; 17 works through onnx's version converter
-GRAPH_DOC = ("hourglass-compress pose network. Input 'image': float32 N x 3 x S x S, RGB in [0, 1], NCHW "
-             "(normalisation inside the graph). Output 'heatmaps': float32 N x stacks x joints x S/4 x S/4, "
-             "MPII joint order; the last stack is the prediction. Metadata: hgc.* properties (JSON).")
 
 
 @dataclass
@@ -85,34 +86,6 @@ def _source(model_or_path: Any) -> tuple[torch.nn.Module, dict[str, Any], list[d
                                                                   HourglassConfig):
         return model_or_path, {}, [], None
     raise HGCError(f"export: expected a checkpoint path or a StackedHourglass, got {type(model_or_path).__name__}")
-
-
-def parity_batch(data: str, input_size: int, count: int) -> np.ndarray:
-    """The first ``count`` evaluation crops of ``data`` as float32 N×3×S×S (the images the parity check uses)."""
-    from compress.data.dataset import PoseDataset, open_source
-
-    dataset = PoseDataset(open_source(data, size=input_size), input_size, input_size // 4)
-    count = min(count, len(dataset))
-    return np.stack([dataset[i]["image"].numpy() for i in range(count)]).astype(np.float32)
-
-
-def _metadata(config: HourglassConfig, meta: dict[str, Any], lineage: list[dict[str, Any]],
-              opset: int, dynamic_batch: bool) -> dict[str, str]:
-    """The ``metadata_props`` of an export: everything needed to know what the file is and how to feed it."""
-    size = config.input_size
-    input_spec = {"name": INPUT_NAME, "dtype": "float32", "layout": "NCHW", "color": "RGB", "range": [0.0, 1.0],
-                  "shape": ["batch" if dynamic_batch else 1, 3, size, size],
-                  "mean": list(config.input.mean), "std": list(config.input.std),
-                  "normalization": "inside the graph: (image - mean) / std"}
-    output_spec = {"name": OUTPUT_NAME, "dtype": "float32", "layout": "N,stacks,joints,H,W",
-                   "shape": ["batch" if dynamic_batch else 1, config.stacks, config.joints, size // 4, size // 4],
-                   "prediction": "last stack", "joint_order": "MPII"}
-    props = {"hgc.format": FORMAT, "hgc.config": config.to_dict(), "hgc.meta": meta, "hgc.lineage": lineage,
-             "hgc.input": input_spec, "hgc.output": output_spec,
-             "hgc.export": {"opset": opset, "dynamic_batch": dynamic_batch, "exporter": "torch.onnx (dynamo)",
-                            "torch": torch.__version__}}
-    return {key: value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-            for key, value in props.items()}
 
 
 def _to_onnx(model: torch.nn.Module, size: int, opset: int, dynamic_batch: bool) -> Any:
@@ -166,8 +139,6 @@ def export_onnx(model_or_checkpoint_path: Any, out_path: str | os.PathLike, *, d
     the exported file itself is scored on that many samples of ``data`` and the PCKh stored as
     ``hgc.accuracy``.
     """
-    from compress.runtime import OrtPredictor, open_session
-
     started = time.perf_counter()
     out = Path(out_path)
     if out.suffix != ".onnx":
@@ -180,7 +151,8 @@ def export_onnx(model_or_checkpoint_path: Any, out_path: str | os.PathLike, *, d
     model = copy.deepcopy(source).cpu().float().eval()
     config: HourglassConfig = model.config
     meta.update(metadata or {})
-    images = parity_batch(data, config.input_size, parity_images)  # a bad --data fails before the slow export
+    # the first crops of data (fewer if it has fewer); a bad --data fails before the slow export
+    images = crops(data, config.input_size, parity_images, fewer_ok=True, purpose="export parity").images
     lineage.append({"op": "export", "params": {"format": "onnx", "opset": opset, "dynamic_batch": dynamic_batch},
                     "parent_sha256": parent})
     proto = _to_onnx(model, config.input_size, opset, dynamic_batch)
@@ -188,11 +160,10 @@ def export_onnx(model_or_checkpoint_path: Any, out_path: str | os.PathLike, *, d
     if produced != opset:
         raise HGCError(f"--opset {opset}: the exporter produced opset {produced} (conversion unsupported); "
                        f"use --opset {produced}")
-    props = _metadata(config, meta, lineage, opset, dynamic_batch)
+    props = metadata_props(config, meta, lineage, opset, dynamic_batch,
+                           {"exporter": "torch.onnx (dynamo)", "torch": torch.__version__})
     with torch.inference_mode():
         reference = model(torch.from_numpy(images)).numpy()
-    import onnx
-
     with atomic_path(out) as tmp:
         onnx.helper.set_model_props(proto, props)
         proto.doc_string = GRAPH_DOC
@@ -216,39 +187,8 @@ def export_onnx(model_or_checkpoint_path: Any, out_path: str | os.PathLike, *, d
 
 def _accuracy(predictor: Any, data: str, limit: int) -> dict[str, Any]:
     """PCKh of the exported file as onnxruntime runs it (stored so the artifact carries its own score)."""
-    from compress.evaluate import evaluate
-
     report = evaluate(predictor, data, limit=limit)
     scores = report.result.to_dict()
     return {"data": data, "samples": len(report.indices), "runtime": "onnxruntime CPUExecutionProvider",
             "pckh": scores["Mean"], "pckh@0.1": scores["Mean@0.1"], "auc": scores["AUC"],
             "table": {k: scores[k] for k in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Mean")}}
-
-
-def read_metadata(onnx_path: str | os.PathLike) -> dict[str, Any]:
-    """The ``metadata_props`` of an ONNX file, hgc entries decoded from JSON (``hgc.config`` → ``config``).
-
-    Lets any tool recover the config, lineage, meta and input spec of an artifact without PyTorch.
-    """
-    import onnx
-
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise HGCError(f"{path}: no such ONNX file")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        reason = first_line(exc)
-        raise HGCError(f"{path}: not an ONNX file ({reason})") from None
-    if not proto.graph.node and not proto.graph.input:
-        raise HGCError(f"{path}: not an ONNX file (no graph)")
-    result: dict[str, Any] = {}
-    for prop in proto.metadata_props:
-        if prop.key.startswith("hgc."):
-            try:
-                result[prop.key[4:]] = json.loads(prop.value) if prop.key != "hgc.format" else prop.value
-            except json.JSONDecodeError:
-                raise HGCError(f"{path}: metadata {prop.key!r} is not valid JSON") from None
-        else:
-            result[prop.key] = prop.value
-    return result

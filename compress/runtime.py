@@ -15,10 +15,12 @@ import re
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
 from compress.errors import HGCError, first_line
 from compress.nets import checkpoint
+from compress.onnx_meta import read_metadata
 
 # Short names accepted for onnxruntime execution providers (full names are accepted too).
 PROVIDER_ALIASES = {
@@ -75,8 +77,6 @@ def resolve_providers(provider: str | None, device: str) -> list[str]:
 
     Asking for a provider this onnxruntime build lacks is a one-line error listing the available ones.
     """
-    import onnxruntime as ort
-
     available = ort.get_available_providers()
     if provider is None:
         provider = "cuda" if device.startswith("cuda") else "cpu"
@@ -98,8 +98,6 @@ def session_options(threads: int | None) -> Any:
 
     Shared by model sessions and the peak-throughput probes so both run under the same conditions.
     """
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -121,8 +119,6 @@ def tensorrt_options(precision: str | None) -> dict[str, Any]:
 
 def artifact_precision(path: str) -> str | None:
     """The precision an hgc artifact records (``hgc.quantization``), or None for float exports and others."""
-    from compress.export import read_metadata
-
     try:
         entry = read_metadata(path).get("quantization")
     except HGCError:  # an unreadable file: open_session reports it in its own words
@@ -136,8 +132,6 @@ def open_session(model: str | bytes, providers: list[str], threads: int | None, 
 
     GPU providers get ``device_id``; TensorRT also gets the flags for the artifact's ``precision``.
     """
-    import onnxruntime as ort
-
     def entry(name: str) -> Any:
         if name not in GPU_PROVIDERS:
             return name

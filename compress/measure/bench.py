@@ -18,7 +18,11 @@ from compress.io import atomic_path, write_text
 from compress.measure.cost import count_macs, count_params, load_onnx, onnx_macs, onnx_params, onnx_precision
 from compress.measure.latency import bench_images, ratio_summary, time_pairs, time_predictor
 from compress.measure.machine import available_cores, machine_info
+from compress.measure.peak import ort_peak, torch_peak
 from compress.measure.sizes import file_sizes
+from compress.nets import checkpoint
+from compress.onnx_meta import read_metadata
+from compress.runtime import load_predictor, resolve_providers
 
 MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime", "onnx", "numpy")
 
@@ -31,16 +35,12 @@ def model_cost(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise HGCError(f"{path}: no such model file")
     if path.endswith(".pt"):
-        from compress.nets import checkpoint
-
         model, info = checkpoint.load(path)
         config = info.config
         return {"kind": "checkpoint", "precision": "fp32", "input_size": config.input_size,
                 "params": count_params(model), "macs": count_macs(model, config.input_size),
                 "config": config.to_dict(), "meta": info.meta, "lineage": info.lineage}
     if path.endswith(".onnx"):
-        from compress.export import read_metadata
-
         proto = load_onnx(path)
         meta = read_metadata(path)
         dims = proto.graph.input[0].type.tensor_type.shape.dim if proto.graph.input else []
@@ -104,9 +104,6 @@ def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider
 
     ``size`` is the side of the square matrices (2048: large enough to hide call overhead on a CPU).
     """
-    from compress.measure.peak import ort_peak, torch_peak
-    from compress.runtime import resolve_providers
-
     keys: dict[tuple[str, str], Any] = {_peak_key(p): p for p in predictors}
     if not keys:
         providers = resolve_providers(provider, device)
@@ -140,8 +137,6 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
     files against the fp32 peak; ``peak_size``: matrix side of the peak probe).
     ``provider`` applies to ONNX files only; ``threads`` defaults to all available cores, always recorded.
     """
-    from compress.runtime import load_predictor
-
     if pair and len(paths) < 2:
         raise HGCError("--pair needs at least two models (A B)")
     if not paths and not peak:

@@ -6,10 +6,13 @@ bookkeeping. Every edit leaves the arithmetic of the quantized nodes unchanged.
 """
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
+from onnx import numpy_helper
+
 from compress.errors import HGCError
-from compress.techniques.quantize.artifact import FLOAT_CONV_OPS
+from compress.measure.kernels import FLOAT_CONV_OPS
 
 
 def conv_layers(proto: Any) -> list[tuple[str, str]]:
@@ -44,8 +47,6 @@ def match_nodes(patterns: list[str], layers: list[tuple[str, str]], nodes: list[
 
     A pattern that matches nothing is an error, so a typo never silently quantizes a layer meant to stay fp32.
     """
-    import fnmatch
-
     hits: dict[str, str] = {}
     for pattern in patterns:
         found = [node for node, layer in layers if fnmatch.fnmatchcase(layer, pattern)]
@@ -68,8 +69,6 @@ def compact_qdq(proto: Any) -> dict[str, int]:
     and conv weights keep theirs: ``<layer>.weight``), Q/DQ nodes get short names (conv nodes keep theirs,
     which the report maps to layers) and shape annotations go.
     """
-    from onnx import numpy_helper
-
     graph = proto.graph
     inits = {t.name: t for t in graph.initializer}
     dropped = 0

@@ -29,12 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
+from onnx import TensorProto, helper, numpy_helper
+from onnxconverter_common import float16
 from torch import nn
 
 from compress.errors import HGCError, first_line
 from compress.io import sha256_file
-from compress.techniques.quantize.artifact import QuantReport, runtime_kernels, write_artifact
+from compress.measure.kernels import runtime_kernels
+from compress.runtime import OrtPredictor, resolve_providers, tensorrt_options
+from compress.techniques.quantize.artifact import QuantReport, write_artifact
 
 TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -44,8 +50,6 @@ def float_resize_params(proto: Any) -> int:
 
     The converter turns every float initializer into fp16, but Resize requires fp32 roi and scales.
     """
-    from onnx import TensorProto, numpy_helper
-
     inits = {t.name: t for t in proto.graph.initializer}
     users: dict[str, set[str]] = {}
     for node in proto.graph.node:
@@ -76,8 +80,6 @@ def float_resize_params(proto: Any) -> int:
 
 
 def _heatmaps(path: str, images: np.ndarray, threads: int) -> np.ndarray:
-    from compress.runtime import OrtPredictor
-
     return OrtPredictor(path, threads=threads)(images)
 
 
@@ -88,9 +90,6 @@ def convert_fp16(onnx_in: str, onnx_out: str, *, keep_io_types: bool = True, res
     With ``images`` the fp16 file runs beside the fp32 one and the heatmap difference is recorded;
     non-finite fp16 heatmaps (overflow) are an error and nothing is written.
     """
-    import onnx
-    from onnxconverter_common import float16
-
     started = time.perf_counter()
     proto = onnx.load(onnx_in)
     block = [op for op in float16.DEFAULT_OP_BLOCK_LIST if not (resize_fp16 and op == "Resize")]
@@ -137,11 +136,6 @@ def ort_supports(precision: str, provider: str = "cpu") -> tuple[bool, str]:
 
     A one-Conv model in that precision is opened in a session; a missing kernel fails at load time.
     """
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    from compress.runtime import resolve_providers
-
     if precision in ("fp32", "int8"):
         return True, ""
     chain = resolve_providers(provider, "cpu" if provider == "cpu" else "cuda")
@@ -168,8 +162,6 @@ def check_runtime(precision: str, provider: str) -> None:
     fp16 on the CPU provider runs (in fp32 kernels) and is allowed; bf16 has no ONNX path here.
     """
     if precision != "bf16":
-        from compress.runtime import resolve_providers
-
         resolve_providers(provider, "cpu" if provider == "cpu" else "cuda")  # a missing provider is an error
         return
     ok, why = ort_supports("bf16", provider)
@@ -233,8 +225,6 @@ def gpu_provider_options(provider: str, precision: str, cache_dir: str | None = 
     Q/DQ scales with ``trt_int8_enable`` (no calibration table needed for QDQ files); the CUDA provider
     runs fp16 natively and QDQ int8 as DequantizeLinear + float kernels.
     """
-    from compress.runtime import resolve_providers, tensorrt_options
-
     chain = resolve_providers(provider, "cuda")
     trt: dict[str, Any] = tensorrt_options(precision)
     if cache_dir:
