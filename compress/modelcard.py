@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from compress.data.skeleton import JOINT_NAMES
 from compress.evaluate import evaluate
 from compress.errors import HGCError, first_line
@@ -111,8 +113,6 @@ def write_model_card(model_path: str, out: str, *, command: str, data: str = "sy
 
 def _history_json(model_path: str) -> str:
     """The training history saved beside a checkpoint (``.state``), or an empty list if there is none."""
-    import torch
-
     path = state_path(model_path)
     if not os.path.isfile(path):
         return "[]"

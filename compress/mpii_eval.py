@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
 import numpy as np
 import scipy.io
 
@@ -66,7 +67,6 @@ def _load_mat(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         return scipy.io.loadmat(p)
     except NotImplementedError:  # MATLAB v7.3 = HDF5; h5py sees the axes in reverse order
-        import h5py
         try:
             with h5py.File(p, "r") as f:
                 return {k: np.asarray(f[k][()]).T for k in f if isinstance(f[k], h5py.Dataset)}

@@ -23,6 +23,7 @@ import yaml
 
 from compress.errors import HGCError
 from compress.recipe import Recipe, check_inputs, load_recipe
+from compress.runner import run_recipe
 
 Echo = Callable[[str], None]
 
@@ -107,8 +108,6 @@ def run_sets(path: str, sets: Sequence[str] = (), checkpoint: str | None = None,
 
     All expansions are validated before the first one starts.
     """
-    from compress.runner import run_recipe
-
     runs = [recipe for _, _, recipe in plan([path], sets, checkpoint)]
     results = []
     for recipe in runs:

@@ -7,28 +7,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
+# the command modules register their subcommands in COMMANDS on import (in this order: the help's order)
+from compress.cli import convert_cmds, data_cmds, export_cmds, recipe_cmds, train_eval  # noqa: F401
+from compress.cli.common import COMMANDS, command
 from compress.errors import HGCError, first_line
 
-COMMANDS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
-
-
-def command(name: str, help_text: str) -> Callable:
-    """Register ``setup(parser)`` as the subcommand ``name``."""
-
-    def add(setup: Callable[[argparse.ArgumentParser], None]) -> Callable:
-        setup.help_text = help_text  # type: ignore[attr-defined]
-        COMMANDS[name] = setup
-        return setup
-
-    return add
+__all__ = ["COMMANDS", "build_parser", "command", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """All registered subcommands (each command module registers itself on import)."""
-    from compress.cli import convert_cmds, data_cmds, export_cmds, recipe_cmds, train_eval  # noqa: F401  (they register commands)
-
+    """All registered subcommands."""
     parser = argparse.ArgumentParser(prog="hgc", description="Compress stacked-hourglass pose networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, setup in COMMANDS.items():

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from compress.cli import command
+from compress.cli.common import command
+from compress.mpii_eval import score_preds_mat
+from compress.nets.convert import convert_checkpoint
 
 
 @command("convert", "convert a princeton-vl or pytorch-pose hourglass checkpoint into an hgc checkpoint")
@@ -21,8 +23,6 @@ def _convert(p: argparse.ArgumentParser) -> None:
                    help="std the peer divided by (default 1 1 1: neither peer divides)")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.nets.convert import convert_checkpoint
-
         result = convert_checkpoint(a.checkpoint, a.source, a.out, input_size=a.input_size, mean=a.mean, std=a.std)
         print(result.summary())
         print(f"input: {result.input_convention}")
@@ -38,8 +38,6 @@ def _mpii_score(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.mpii_eval import score_preds_mat
-
         result = score_preds_mat(a.preds, a.gt)
         if a.json:
             print(json.dumps({"preds": a.preds, "gt": a.gt, **result.to_dict()}, indent=2))

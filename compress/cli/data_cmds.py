@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from compress.cli import command
+from compress.cli.common import command
+from compress.data.dataset import open_source
+from compress.data.preview import save_preview
+from compress.data.throughput import measure_throughput
 
 
 @command("data", "look at a data set: `hgc data preview --data synthetic:val -n 32 -o grid.png`")
@@ -19,9 +22,6 @@ def _data(p: argparse.ArgumentParser) -> None:
     preview.add_argument("-o", "--out", required=True, help="PNG path")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.data.dataset import open_source
-        from compress.data.preview import save_preview
-
         path = save_preview(open_source(a.data, size=a.size, seed=a.seed), a.n, a.out, cols=a.cols, cell=a.cell)
         print(f"wrote {path} ({a.n} samples of {a.data})")
         return 0
@@ -37,8 +37,6 @@ def _bench_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="also time evaluation of this model")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.data.throughput import measure_throughput
-
         result = measure_throughput(a.data, samples=a.samples, size=a.size, model_path=a.model)
         print("\n".join(result.lines()))
         return 0

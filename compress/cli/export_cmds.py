@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from compress.cli import command
+from compress.cli.common import command
+from compress.export import DEFAULT_OPSET, export_onnx
+from compress.measure.bench import bench_models, check_outputs, format_table, inspect_models, write_frame
 
 BENCH_COLUMNS = ("model", "runtime", "provider", "threads", "batch", "graph_batch", "p50_ms", "p90_ms", "p99_ms",
                  "gmacs", "gmac_s", "reference", "ratio_median", "ratio_q25", "ratio_q75", "peak_gmac_s",
@@ -26,8 +28,6 @@ def _export(p: argparse.ArgumentParser) -> None:
                    help="also score the exported file on N samples of --data and store its PCKh in the metadata")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.export import DEFAULT_OPSET, export_onnx
-
         result = export_onnx(a.model, a.out, dynamic_batch=a.dynamic_batch, opset=a.opset or DEFAULT_OPSET,
                              atol=a.atol, data=a.data, parity_images=a.parity_images, eval_limit=a.eval)
         print(f"wrote {result.path} ({result.bytes:,} bytes, opset {result.opset}, "
@@ -48,8 +48,6 @@ def _inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None, help="also write table and details as JSON")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.measure.bench import check_outputs, format_table, inspect_models, write_frame
-
         check_outputs(a.csv, a.json)
         table, details = inspect_models(a.models)
         print(format_table(table, INSPECT_COLUMNS))
@@ -81,8 +79,6 @@ def _bench(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", default=None)
 
     def run(a: argparse.Namespace) -> int:
-        from compress.measure.bench import bench_models, check_outputs, format_table, write_frame
-
         check_outputs(a.csv, a.json)
         result = bench_models(a.models, batches=a.batch, runs=a.runs, warmup=a.warmup, threads=a.threads,
                               device=a.device, provider=a.provider, pair=a.pair, peak=a.peak, compile=a.compile)

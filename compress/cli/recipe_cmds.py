@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 
-from compress.cli import command
+from compress.cli.common import command
+from compress.recipe import catalog
+from compress.report import build_report
+from compress.sweep import check, run_sets, sweep, sweep_commands
 
 
 def _run_flags(p: argparse.ArgumentParser) -> None:
@@ -31,15 +34,11 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 
     def run(a: argparse.Namespace) -> int:
         if a.action == "check":
-            from compress.sweep import check
-
             for recipe in check(a.files, sets=a.sets, checkpoint=a.checkpoint):
                 ops = " → ".join(s.op for s in recipe.steps) or "(no steps: export, evaluate, measure)"
                 print(f"ok  {recipe.name}: {ops} (base {a.checkpoint or recipe.base}, data {recipe.data}, "
                       f"eval {recipe.eval_data()})")
             return 0
-        from compress.recipe import catalog
-
         print(f"  {'parameter':<18} {'type':<16} {'default':<12} {'allowed':<20} meaning")
         for section in catalog():
             print(f"{section['title']}: {section['doc']}")
@@ -58,8 +57,6 @@ def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.sweep import run_sets
-
         results = run_sets(a.recipe, sets=a.sets, checkpoint=a.checkpoint, out=a.out, device=a.device,
                            quick=a.quick, progress=not a.no_progress, echo=lambda line: print(line, flush=True))
         for result in results:
@@ -79,13 +76,9 @@ def _sweep(p: argparse.ArgumentParser) -> None:
 
     def run(a: argparse.Namespace) -> int:
         if a.print_only:
-            from compress.sweep import sweep_commands
-
             print("\n".join(sweep_commands(a.files, sets=a.sets, checkpoint=a.checkpoint, out=a.out,
                                            device=a.device, quick=a.quick)))
             return 0
-        from compress.sweep import sweep
-
         outcomes = sweep(a.files, jobs=a.jobs, sets=a.sets, checkpoint=a.checkpoint, out=a.out, device=a.device,
                          quick=a.quick, echo=lambda line: print(line, flush=True))
         failed = [o for o in outcomes if o.returncode != 0]
@@ -107,8 +100,6 @@ def _report(p: argparse.ArgumentParser) -> None:
                                                     "'baseline' or a run without steps)")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.report import build_report
-
         rep = build_report(a.runs, a.out, max_drop=a.max_drop, runtime=a.runtime, batch=a.batch,
                            baseline=a.baseline)
         print(f"{len(rep.table)} runs, baseline {rep.baseline or '(none)'}, latency {rep.latency}")

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from compress.cli import command
+from compress.cli.common import command
+from compress.evaluate import evaluate_file
+from compress.modelcard import write_model_card
+from compress.nets.config import HourglassConfig
+from compress.train import TrainConfig, train_new
 
 
 def _model_flags(p: argparse.ArgumentParser) -> None:
@@ -45,9 +49,6 @@ def _train(p: argparse.ArgumentParser) -> None:
     t.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable images")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.nets.config import HourglassConfig
-        from compress.train import TrainConfig, train_new
-
         config = HourglassConfig(
             stacks=a.stacks, features=a.features, depth=a.depth[0] if len(a.depth) == 1 else a.depth,
             modules=a.modules, block=a.block, upsample=a.upsample, skip=a.skip, norm=a.norm,
@@ -78,8 +79,6 @@ def _eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.evaluate import evaluate_file
-
         report = evaluate_file(a.model, a.data, limit=a.limit, flip=a.flip, device=a.device,
                                batch_size=a.batch_size, skip_bad=a.skip_bad, preds_out=a.preds)
         if a.json:
@@ -103,8 +102,6 @@ def _card(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve", default=None, help="PNG path for the validation curve")
 
     def run(a: argparse.Namespace) -> int:
-        from compress.modelcard import write_model_card
-
         numbers = write_model_card(a.model, a.out, command=a.train_command, data=a.data, curve_png=a.curve)
         print(f"wrote {a.out}: Mean PCKh@0.5 {numbers['table']['Mean']:.2f}, Mean@0.1 {numbers['Mean@0.1']:.2f}")
         return 0

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from compress.data import mpii
 from compress.data import transforms as T
 from compress.data.sample import Sample
+from compress.data.synthetic import SyntheticPose
 from compress.errors import HGCError
 
 SPLITS = ("train", "val", "test")
@@ -22,15 +24,11 @@ def open_source(spec: str, size: int = 128, seed: int = 0, skip_bad: bool = Fals
     """Open ``synthetic[:split]`` (default ``val``) or ``mpii:ANNOT[:IMAGES]`` as a source of Samples."""
     kind, _, rest = spec.partition(":")
     if kind == "synthetic":
-        from compress.data.synthetic import SyntheticPose
-
         split = rest or "val"
         if split not in SPLITS:
             raise HGCError(f"--data {spec!r}: unknown synthetic split {split!r}; use one of {', '.join(SPLITS)}")
         return SyntheticPose(split=split, seed=seed, size=size)
     if kind == "mpii":
-        from compress.data import mpii
-
         return mpii.open_source(spec, skip_bad=skip_bad)
     raise HGCError(f"--data {spec!r}: unknown data source {kind!r}; use synthetic[:split] or mpii:ANNOT[:IMAGES]")
 

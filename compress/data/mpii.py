@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import cv2
+import h5py
 import numpy as np
 
 from ..errors import HGCError, first_line
@@ -197,10 +198,6 @@ def _bad_h5_records(data: dict[str, np.ndarray]) -> list[tuple[int, str]]:
 
 def _read_h5(path: str) -> dict[str, np.ndarray]:
     """Load and shape-check the six datasets of the h5 layout; errors name the file and key."""
-    try:
-        import h5py
-    except ImportError as err:  # pragma: no cover - h5py is a dependency
-        raise HGCError(f"{path}: reading .h5 annotations needs h5py ({first_line(err)})") from err
     if not os.path.isfile(path):
         raise HGCError(f"{path}: annotation file not found")
     try:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-
 from compress.data.dataset import PoseDataset, open_source
+from compress.evaluate import evaluate
+from compress.runtime import load_predictor
 
 
 @dataclass
@@ -48,9 +49,6 @@ def measure_throughput(data: str = "synthetic:train", samples: int = 200, size: 
     pipeline = count / (time.perf_counter() - start)
     result = Throughput(data, size, count, generator, pipeline)
     if model_path:
-        from compress.evaluate import evaluate
-        from compress.runtime import load_predictor
-
         predictor = load_predictor(model_path)
         spec = data if not data.endswith(":train") else data.replace(":train", ":val")
         start = time.perf_counter()

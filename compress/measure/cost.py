@@ -13,7 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import onnx
 import torch
+from onnx import TensorProto
+from onnxscript.optimizer import fold_constants
 from torch import nn
 
 from compress.errors import HGCError, first_line
@@ -65,8 +68,6 @@ def count_macs(model: nn.Module, input_size: int, channels: int = 3) -> int:
 
 def load_onnx(path: str) -> Any:
     """An ONNX ``ModelProto`` (weights included); a file that is not ONNX is a one-line ``HGCError``."""
-    import onnx
-
     try:
         proto = onnx.load(path)
     except Exception as exc:  # protobuf DecodeError, missing external data, …
@@ -87,8 +88,6 @@ def onnx_params(proto: Any) -> int:
     The exporter folds a BatchNorm that follows a convolution into that convolution, so
     an export has slightly fewer parameters than ``count_params`` of its checkpoint (same MACs).
     """
-    from onnx import TensorProto
-
     kinds = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE,
              TensorProto.INT8, TensorProto.UINT8}
     sizes = {t.name: math.prod(t.dims) for t in proto.graph.initializer if t.data_type in kinds}
@@ -110,8 +109,6 @@ def _shapes(proto: Any, fold: bool = False) -> dict[str, list[int]]:
     With ``fold``, constant subgraphs (e.g. the Casts an fp16 conversion puts before Resize scales)
     are folded first so shape inference can see through them; the caller's proto is never modified.
     """
-    import onnx
-
     model = onnx.ModelProto()
     model.CopyFrom(proto)
     del model.graph.value_info[:]  # stale annotations (symbolic batch, pre-conversion types) would stick
@@ -123,8 +120,6 @@ def _shapes(proto: Any, fold: bool = False) -> dict[str, list[int]]:
         if dims and not dims[0].HasField("dim_value"):
             dims[0].dim_value = 1
     if fold:
-        from onnxscript.optimizer import fold_constants
-
         fold_constants(model)
     inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes = {t.name: list(t.dims) for t in inferred.graph.initializer}
@@ -173,8 +168,6 @@ def _attr(node: Any, name: str) -> int:
 
 def onnx_precision(proto: Any) -> str:
     """``int8`` if the graph computes with quantized operators, ``fp16`` if its weights are half, else ``fp32``."""
-    from onnx import TensorProto
-
     if any(node.op_type in INT8_OPS for node in proto.graph.node):
         return "int8"
     if any(t.data_type == TensorProto.FLOAT16 for t in proto.graph.initializer):

@@ -12,6 +12,8 @@ import subprocess
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import torch
 
 # ISA features that decide CNN throughput (FMA width, int8 dot products, bf16, AMX tiles).
@@ -62,9 +64,6 @@ def gpu_name() -> str | None:
 
 def versions() -> dict[str, str]:
     """Versions of the libraries that run the models."""
-    import onnx
-    import onnxruntime
-
     return {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
             "onnx": onnx.__version__, "numpy": np.__version__}
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from compress.measure.latency import time_predictor
+from compress.runtime import open_session
 
 
 def matmul_model(size: int, int8: bool, signed: bool = False) -> bytes:
     """A one-node ONNX graph ``Y = A · W`` with a constant ``W`` (fp32 MatMul, or u8/s8 × s8 MatMulInteger)."""
-    from onnx import TensorProto, helper, numpy_helper
-
     rng = np.random.default_rng(0)
     if int8:
         weight = numpy_helper.from_array(rng.integers(-64, 64, (size, size), dtype=np.int8), "W")
@@ -43,10 +44,6 @@ def ort_peak(threads: int | None, providers: list[str], device_id: int = 0, size
 
     Operands stay on the device (I/O binding), so a GPU provider is timed on its arithmetic, not on copies.
     """
-    import onnxruntime as ort
-
-    from compress.runtime import open_session
-
     device = "cuda" if providers[0] != "CPUExecutionProvider" else "cpu"
     signed = device == "cuda"
     result = {}
