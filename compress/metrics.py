@@ -1,4 +1,4 @@
-"""PCKh with the official MPII ``eval_PCKh`` semantics (DESIGN.md §Metrics).
+"""PCKh with the official MPII ``eval_PCKh`` semantics (compress/ARCHITECTURE.md §Metrics).
 
 error = ‖pred − gt‖ / head_size with head_size = 0.6 · ‖head-box diagonal‖; a joint is correct iff
 error < threshold (strict, as the official script; HRNet's port uses ≤); only annotated joints count;

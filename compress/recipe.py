@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from compress.data.dataset import train_spec
 from compress.errors import HGCError
 from compress.steps import Params, bounded, choice, describe, get_op, items, option, registered_ops, unknown_key_error
 
@@ -42,7 +43,7 @@ class EvaluateParams(Params):
 
     split: str = choice("val", ("val", "test"), "synthetic split to score on (MPII: the given annotations)")
     flip: bool = option(False, "test-time flip averaging")
-    limit: int | None = bounded(None, 1, doc="first N samples only (None: the whole split)")
+    limit: int | None = bounded(None, 1, doc="first N samples only (None: the whole split)", scale="eval")
     batch_size: int = bounded(32, 1, doc="evaluation batch size")
 
 
@@ -53,8 +54,8 @@ class MeasureParams(Params):
     runtimes: list[str] = items(lambda: ["onnxruntime-cpu", "torch-cpu"], "runtimes to time",
                                 choices=tuple(RUNTIMES))
     batch: list[int] = items(lambda: [1, 8], "batch sizes to time", low=1)
-    runs: int = bounded(50, 1, doc="timed runs per runtime and batch (≥ 50 for reported numbers)")
-    warmup: int = bounded(10, 0, doc="untimed warm-up runs")
+    runs: int = bounded(50, 1, doc="timed runs per runtime and batch (≥ 50 for reported numbers)", scale="runs")
+    warmup: int = bounded(10, 0, doc="untimed warm-up runs", scale="warmup")
     threads: int | None = bounded(None, 1, doc="intra-op threads (None: all available cores)")
 
     def check(self) -> None:
@@ -97,8 +98,6 @@ class Recipe:
 
     def train_data(self) -> str:
         """Data spec training steps draw from (synthetic → its endless train stream)."""
-        from compress.data.dataset import train_spec
-
         return train_spec(self.data)
 
     def eval_data(self) -> str:
@@ -186,7 +185,17 @@ def _parse_steps(raw: Any, source: str) -> list[Step]:
         (op, params), = item.items()
         spec = get_op(str(op), where)
         steps.append(Step(op=spec.name, params=spec.params.build(params, f"{where}.{op}")))
+    _check_artifact_last(steps, source)
     return steps
+
+
+def _check_artifact_last(steps: list[Step], source: str) -> None:
+    """Only the last step may write an artifact: later steps change the model and the file would be dropped."""
+    for i, step in enumerate(steps[:-1]):
+        if get_op(step.op, "").makes_artifact(step.params):
+            last = len(steps) - 1
+            raise HGCError(f"{_where(source, f'steps[{i}]')}: {step.op} writes an artifact that steps[{last}] "
+                           f"{steps[-1].op} would drop; an artifact-making step must be the last step")
 
 
 def read_yaml(path: str | os.PathLike) -> Any:

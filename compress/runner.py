@@ -18,14 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import onnxruntime
+import torch
+import yaml
+
 from compress.errors import HGCError
+from compress.evaluate import evaluate
+from compress.export import export_onnx
 from compress.io import sha256_file, write_text
+from compress.measure.bench import bench_models, model_cost
+from compress.measure.cost import count_macs, count_params
+from compress.measure.machine import machine_info
+from compress.measure.sizes import file_sizes
 from compress.nets import checkpoint as ckpt
-from compress.recipe import Recipe, check_inputs
-from compress.steps import StepContext, get_op
+from compress.recipe import RUNTIMES, Recipe, check_inputs
+from compress.runtime import load_predictor, resolve_providers
+from compress.steps import Budget, StepContext, StepResult, get_op
 
 RESULTS_FORMAT = "hgc-results/1"
-QUICK_EVAL_LIMIT, QUICK_RUNS, QUICK_WARMUP = 32, 3, 1
 Echo = Callable[[str], None]
 
 
@@ -134,11 +144,6 @@ def preflight(recipe: Recipe, checkpoint_path: str | None, device: str) -> tuple
 
     Returns (base checkpoint, teacher checkpoint or None); bad input never leaves a half-made run directory.
     """
-    import torch
-
-    from compress.recipe import RUNTIMES
-    from compress.runtime import resolve_providers
-
     base, teacher = check_inputs(recipe, checkpoint_path)
     ckpt.load(base)
     if teacher:
@@ -191,8 +196,8 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
                quick: bool = False, progress: bool = True, echo: Echo | None = None) -> RunResult:
     """Run ``recipe`` from its base (or ``checkpoint``) into ``out/<name>/`` and write ``results.json``.
 
-    Unchanged steps are skipped, an interrupted step resumes from its last checkpoint; ``quick`` scales
-    training to 1 % (min 2 steps), evaluation to 32 samples and timing to 3 runs for smoke tests.
+    Unchanged steps are skipped, an interrupted step resumes from its last checkpoint; ``quick`` runs the
+    smoke-test ``Budget`` (1 % of the training steps, few crops, 32 evaluation samples, 3 timed runs).
     """
     say = echo or (lambda _line: None)
     base, teacher_path = preflight(recipe, checkpoint, device)
@@ -203,8 +208,6 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
         raise HGCError(f"--out {out}: cannot create the run directory {run_dir} (a path on the way is a file)") from None
     result = RunResult(name=recipe.name, dir=str(run_dir))
     with RunLock(run_dir):
-        import yaml
-
         write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         names = [f"{i:02d}-{s.op}" for i, s in enumerate(recipe.steps)]
         _remove_stale_steps(run_dir, set(names))
@@ -243,8 +246,6 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
               device: str, quick: bool, progress: bool, load_teacher: Callable[[], Any]
               ) -> tuple[StepOutcome, dict[str, Any]]:
     """Skip, resume or run one step; returns its outcome and its ``done.json`` record."""
-    from compress.measure.cost import count_macs, count_params
-
     digest = input_hash(inputs)
     done = _finished(step_dir, digest, step_dir / "model.pt")
     if done:
@@ -257,22 +258,27 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
     write_json(step_dir / "attempt.json", {"input_hash": digest, "inputs": inputs, "started": _now()})
     started = time.perf_counter()
     model, info = ckpt.load(parent)
-    lineage = [*info.lineage, {"op": step.op, "params": step.params.to_dict(), "parent_sha256": inputs["parent_sha256"]}]
+    budget = Budget(quick=quick)
+    used = budget.apply(step.params)  # what the op really runs with: recorded, not the declared values
+    lineage = [*info.lineage, {"op": step.op, "params": used.to_dict(), "quick": quick,
+                               "parent_sha256": inputs["parent_sha256"]}]
     meta = {k: v for k, v in info.meta.items() if k in ("dataset", "input_size")}
     meta.update(recipe=recipe.name, recipe_step=index)
-    ctx = StepContext(step_dir=step_dir, data=recipe.train_data(), device=device, quick=quick, resume=resume,
+    ctx = StepContext(step_dir=step_dir, data=recipe.train_data(), device=device, budget=budget, resume=resume,
                       progress=progress, lineage=lineage, meta=meta, teacher_loader=load_teacher)
-    model = get_op(step.op, f"steps[{index}]").fn(model, step.params, ctx)
+    if resume:
+        ctx.log({"event": "resumed", "at": _now()})
+    result = get_op(step.op, f"steps[{index}]").fn(model, used, ctx)
+    artifact = _check_result(result, step.op, step_dir)
     seconds = time.perf_counter() - started
-    ckpt.save(model, step_dir / "model.pt", meta=meta, lineage=lineage)
-    write_text(step_dir / "log.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in ctx.records))
-    size = model.config.input_size
-    metrics = {"op": step.op, "seconds": round(seconds, 3), "resumed": resume,
-               "params": count_params(model), "macs": count_macs(model, size), **ctx.metrics}
+    ckpt.save(result.model, step_dir / "model.pt", meta=meta, lineage=lineage)
+    size = result.model.config.input_size
+    metrics = {"op": step.op, "seconds": round(seconds, 3), "resumed": resume, "params_used": used.to_dict(),
+               "params": count_params(result.model), "macs": count_macs(result.model, size), **result.metrics}
     write_json(step_dir / "metrics.json", metrics)
-    done = {"input_hash": digest, "inputs": inputs, "output_sha256": sha256_file(step_dir / "model.pt"),
-            "artifact": ctx.artifact,
-            "artifact_sha256": sha256_file(step_dir / ctx.artifact) if ctx.artifact else None,
+    done = {"input_hash": digest, "inputs": inputs, "params_used": used.to_dict(),
+            "output_sha256": sha256_file(step_dir / "model.pt"), "artifact": artifact,
+            "artifact_sha256": sha256_file(step_dir / artifact) if artifact else None,
             "seconds": round(seconds, 3), "finished": _now()}
     write_json(step_dir / "done.json", done)
     for scratch in ctx.scratch_files:
@@ -285,6 +291,19 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
     return StepOutcome(index, step.op, str(step_dir), status, seconds, summary), done
 
 
+def _check_result(result: Any, op: str, step_dir: Path) -> str | None:
+    """The artifact's name inside ``step_dir`` after checking the op kept the step contract."""
+    if not isinstance(result, StepResult):
+        raise TypeError(f"op {op!r} returned {type(result).__name__}, not a StepResult")
+    if result.artifact is None:
+        return None
+    path = Path(result.artifact)
+    path = path if path.is_absolute() else step_dir / path
+    if path.parent.resolve() != step_dir.resolve() or not path.is_file():
+        raise TypeError(f"op {op!r}: artifact {result.artifact} is not a file in its step directory {step_dir}")
+    return path.name
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -292,10 +311,8 @@ def _now() -> str:
 def _final_inputs(recipe: Recipe, model_sha: str, artifact: str | None, records: list[dict[str, Any]],
                   device: str, quick: bool) -> dict[str, Any]:
     """What the final stage depends on; ``--quick`` caps evaluation samples and timed runs."""
-    evaluate, measure = recipe.evaluate.to_dict(), recipe.measure.to_dict()
-    if quick:
-        evaluate["limit"] = min(evaluate["limit"] or QUICK_EVAL_LIMIT, QUICK_EVAL_LIMIT)
-        measure.update(runs=min(measure["runs"], QUICK_RUNS), warmup=min(measure["warmup"], QUICK_WARMUP))
+    budget = Budget(quick=quick)
+    evaluate, measure = budget.apply(recipe.evaluate).to_dict(), budget.apply(recipe.measure).to_dict()
     return {"name": recipe.name, "recipe": recipe.to_dict(), "model_sha256": model_sha,
             "artifact_sha256": sha256_file(artifact) if artifact else None,
             "steps": [r["input_hash"] for r in records], "evaluate": evaluate, "measure": measure,
@@ -316,8 +333,6 @@ def _finish(recipe: Recipe, run_dir: Path, model_path: str, model_sha: str, arti
     started = time.perf_counter()
     fp32_export = artifact is None
     if artifact is None:
-        from compress.export import export_onnx
-
         artifact = export_onnx(model_path, final / "model.onnx", dynamic_batch=True, data=recipe.eval_data()).path
     row = _evaluate_and_measure(artifact, model_path, inputs, device, final, fp32_export)
     results = {"format": RESULTS_FORMAT, "name": recipe.name, "recipe": recipe.to_dict(),
@@ -342,13 +357,6 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
     Torch runtimes time the checkpoint, so they are timed only when the artifact is that checkpoint's fp32
     export (``fp32_export``); otherwise they are skipped and ``skipped_runtimes`` says why.
     """
-    from compress.evaluate import evaluate
-    from compress.measure.bench import bench_models, model_cost
-    from compress.measure.machine import machine_info
-    from compress.measure.sizes import file_sizes
-    from compress.recipe import RUNTIMES
-    from compress.runtime import load_predictor
-
     ev, ms = inputs["evaluate"], inputs["measure"]
     predictor = load_predictor(artifact, device=_eval_device(artifact, device))
     report = evaluate(predictor, inputs["eval_data"], limit=ev["limit"], flip=ev["flip"], batch_size=ev["batch_size"])
@@ -392,8 +400,6 @@ def _eval_device(artifact: str, device: str) -> str:
     """
     if device == "cpu" or not artifact.endswith(".onnx"):
         return device
-    import onnxruntime
-
     return device if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
 
 

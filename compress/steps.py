@@ -1,13 +1,18 @@
-"""The recipe-step registry: op name → parameter schema (a validated dataclass) + function.
+"""The recipe-step registry and the step contract: op name → parameter schema + function.
 
-Technique modules register their ops with ``@register_step(name, Params)``; the runner and ``hgc recipe
-ops`` only ever look ops up here, so techniques never import each other or the runner.
+The contract (compress/ARCHITECTURE.md §Step contract): ``fn(model, params, ctx) -> StepResult``. An op gets the
+current model, its validated parameters (already scaled by ``--quick`` where a field says so) and a
+``StepContext`` (data, device, teacher, step directory, logging); it returns a ``StepResult`` — the model,
+optionally an artifact file it wrote in the step directory, and its metrics — and mutates nothing else.
+Technique modules register ops with ``@register_step(name, Params)``; the runner and ``hgc recipe ops``
+only ever look ops up here, so techniques never import each other or the runner.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
 import importlib
+import json
 import math
 import pkgutil
 import types
@@ -16,12 +21,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import compress.techniques as package
 from compress.errors import HGCError
 
+QUICK_STEP_FRACTION, QUICK_MIN_STEPS = 0.01, 2
+# --quick caps per budget kind (a field opts in with ``scale=KIND``); "steps" scales by QUICK_STEP_FRACTION
+QUICK_CAPS: dict[str, int] = {"calibration": 32, "scoring": 16, "eval": 32, "runs": 3, "warmup": 1}
+SCALES = ("steps", *QUICK_CAPS)
 
-def option(default: Any, doc: str = "") -> Any:
+
+def option(default: Any, doc: str = "", scale: str | None = None) -> Any:
     """A dataclass field with a (immutable) default and a one-line description for ``hgc recipe ops``."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata=_meta(doc, scale))
+
+
+def _meta(doc: str, scale: str | None, **meta: Any) -> dict[str, Any]:
+    if scale is not None and scale not in SCALES:
+        raise ValueError(f"scale {scale!r} is not one of {', '.join(SCALES)}")
+    return {"doc": doc, **({"scale": scale} if scale else {}), **meta}
 
 
 def choice(default: Any, choices: tuple[Any, ...], doc: str = "") -> Any:
@@ -29,14 +46,19 @@ def choice(default: Any, choices: tuple[Any, ...], doc: str = "") -> Any:
     return dataclasses.field(default=default, metadata={"choices": tuple(choices), "doc": doc})
 
 
-def bounded(default: Any, low: float | None = None, high: float | None = None, doc: str = "") -> Any:
-    """A numeric dataclass field that must lie in [low, high] (either end optional)."""
-    return dataclasses.field(default=default, metadata={"low": low, "high": high, "doc": doc})
+def bounded(default: Any, low: float | None = None, high: float | None = None, doc: str = "",
+            scale: str | None = None) -> Any:
+    """A numeric dataclass field that must lie in [low, high] (either end optional).
+
+    ``scale`` names the ``--quick`` budget the field belongs to (``steps``, ``calibration``, ``scoring``,
+    ``eval``, ``runs``, ``warmup``): ``Budget.apply`` shrinks it there, in one place for every op.
+    """
+    return dataclasses.field(default=default, metadata=_meta(doc, scale, low=low, high=high))
 
 
 def items(factory: Callable[[], Any], doc: str = "", **meta: Any) -> Any:
     """A list/dict field with a fresh default per instance (no shared mutable defaults)."""
-    return dataclasses.field(default_factory=factory, metadata={"doc": doc, **meta})
+    return dataclasses.field(default_factory=factory, metadata=_meta(doc, None, **meta))
 
 
 def _type_name(hint: Any) -> str:
@@ -161,37 +183,85 @@ class DistillParams(Params):
     alpha: float = bounded(0.5, 0.0, 1.0, doc="weight of the teacher term")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """How much work a run may do: the whole budget, or the ``--quick`` smoke-test budget.
+
+    The one place where ``--quick`` shrinks anything: training steps to 1 % (at least 2), and image counts,
+    evaluation samples and timed runs to the caps in ``QUICK_CAPS``. Parameter fields opt in with ``scale=``.
+    """
+
+    quick: bool = False
+
+    def scale(self, kind: str, value: Any) -> Any:
+        """``value`` of budget ``kind`` under this budget (None means "all" and is capped under --quick)."""
+        if not self.quick:
+            return value
+        if kind == "steps":  # 0 stays 0: a phase switched off stays off
+            return 0 if value == 0 else max(QUICK_MIN_STEPS, round(value * QUICK_STEP_FRACTION))
+        return QUICK_CAPS[kind] if value is None else min(value, QUICK_CAPS[kind])
+
+    def apply(self, params: "P") -> "P":
+        """A copy of ``params`` (nested ones included) with every ``scale``-tagged field scaled."""
+        if not self.quick:
+            return params
+        changes = {}
+        for f in dataclasses.fields(params):
+            value = getattr(params, f.name)
+            if isinstance(value, Params):
+                changes[f.name] = self.apply(value)
+            elif "scale" in f.metadata and (value is None or isinstance(value, int)):
+                changes[f.name] = self.scale(f.metadata["scale"], value)
+        return dataclasses.replace(params, **changes)
+
+
+P = typing.TypeVar("P", bound=Params)
+
+
+@dataclass
+class StepResult:
+    """What an op returns: the model to save, an optional artifact it wrote, and its metrics.
+
+    ``artifact`` is a file inside the step directory (e.g. ``model.int8.onnx``); the runner records its
+    sha256 and, since an artifact-making step must be the last one, evaluates and times it as the result.
+    ``metrics`` land in the step's ``metrics.json`` beside the parameters the step really used.
+    """
+
+    model: Any
+    artifact: str | None = None
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
 @dataclass
 class StepContext:
     """What a step function may use besides the model: data, device, teacher, its own directory.
 
     ``scratch(name)`` gives a file in the step directory that the runner deletes once the step is done
     (e.g. the resumable training checkpoint); ``resume`` says an interrupted attempt left files there.
+    ``log(record)`` appends a line to the step's ``log.jsonl`` at once, so a long step can be followed.
     """
 
     step_dir: Path
     data: str
     device: str = "cpu"
-    quick: bool = False
+    budget: Budget = dataclasses.field(default_factory=Budget)
     resume: bool = False
     progress: bool = True
     lineage: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     teacher_loader: Callable[[], Any] | None = None
-    records: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     scratch_files: list[Path] = dataclasses.field(default_factory=list)
-    artifact: str | None = None
+
+    @property
+    def quick(self) -> bool:
+        """True under ``--quick`` (the smoke-test budget)."""
+        return self.budget.quick
 
     def teacher(self) -> Any:
         """The frozen teacher model (loaded on first use)."""
         if self.teacher_loader is None:
             raise HGCError("this run has no teacher")
         return self.teacher_loader()
-
-    def scaled(self, steps: int) -> int:
-        """Training steps to run: ``steps``, or 1 % of it (at least 2) under ``--quick``."""
-        return max(2, round(steps * 0.01)) if self.quick else steps
 
     def scratch(self, name: str) -> Path:
         """A file in the step directory that only matters until the step is done."""
@@ -200,39 +270,49 @@ class StepContext:
         return path
 
     def log(self, record: dict[str, Any]) -> None:
-        """One line of the step's ``log.jsonl``."""
-        self.records.append(record)
+        """Append one JSON line to the step's ``log.jsonl``."""
+        with open(self.step_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
 
 
-StepFn = Callable[[Any, Params, StepContext], Any]
+StepFn = Callable[[Any, Any, StepContext], StepResult]
+ArtifactRule = Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """A registered op: its name, parameter dataclass, function and one-line description."""
+    """A registered op: name, parameter dataclass, function, one-line description, artifact rule.
+
+    ``makes_artifact(params)`` says whether the op, so configured, writes an artifact (recipe validation
+    then requires it to be the last step, since later steps work on the model and would drop the file).
+    """
 
     name: str
     params: type[Params]
     fn: StepFn
     doc: str
+    makes_artifact: ArtifactRule = lambda params: False
 
 
 _REGISTRY: dict[str, StepSpec] = {}
 
 
-def register_step(name: str, params: type[Params]) -> Callable[[StepFn], StepFn]:
-    """Decorator: make ``fn(model, params, ctx) -> model`` the recipe op ``name`` with schema ``params``.
+def register_step(name: str, params: type[Params], artifact: bool | ArtifactRule = False
+                  ) -> Callable[[StepFn], StepFn]:
+    """Decorator: make ``fn(model, params, ctx) -> StepResult`` the recipe op ``name`` with schema ``params``.
 
-    Technique modules call it at import time, so adding an op never touches the runner or the CLI.
+    ``artifact``: True (or a predicate on the params) when the op writes an artifact file. Technique
+    modules call this at import time, so adding an op never touches the runner or the CLI.
     """
     if not (isinstance(params, type) and issubclass(params, Params)):
         raise TypeError(f"register_step({name!r}): params must subclass compress.steps.Params")
+    rule: ArtifactRule = artifact if callable(artifact) else (lambda _params, on=bool(artifact): on)
 
     def add(fn: StepFn) -> StepFn:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"recipe op {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = StepSpec(name=name, params=params, fn=fn, doc=doc)
+        _REGISTRY[name] = StepSpec(name=name, params=params, fn=fn, doc=doc, makes_artifact=rule)
         return fn
 
     return add
@@ -243,8 +323,6 @@ def load_techniques() -> None:
 
     Discovery by package listing keeps techniques independent: no central list to edit, no cross-imports.
     """
-    import compress.techniques as package
-
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
 
@@ -291,8 +369,18 @@ def describe(params: type[Params], prefix: str = "") -> list[dict[str, Any]]:
             constraint = ""
         rows.append({"name": prefix + f.name, "type": _type_name(hints[f.name]),
                      "default": "(required)" if default is dataclasses.MISSING else default,
-                     "constraint": constraint, "doc": f.metadata.get("doc", "")})
+                     "constraint": constraint, "doc": f.metadata.get("doc", "") + _quick_note(f.metadata)})
         nested = _nested(hints[f.name])
         if nested is not None:
             rows.extend(describe(nested, prefix=f"{prefix}{f.name}."))
     return rows
+
+
+def _quick_note(meta: Any) -> str:
+    """What ``--quick`` does to a field (from its ``scale`` tag), for ``hgc recipe ops``."""
+    kind = meta.get("scale")
+    if kind is None:
+        return ""
+    if kind == "steps":
+        return f" (×{QUICK_STEP_FRACTION:g}, min {QUICK_MIN_STEPS}, under --quick)"
+    return f" (≤ {QUICK_CAPS[kind]} under --quick)"

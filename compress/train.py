@@ -18,10 +18,12 @@ from torch import nn
 
 from compress.data.dataset import PoseDataset, open_source, train_spec, val_spec
 from compress.errors import HGCError, first_line
+from compress.evaluate import evaluate
 from compress.io import atomic_path, check_output
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
+from compress.progress import progress_bar
 from compress.runtime import check_device
 
 OPTIMIZERS = ("adam", "rmsprop")
@@ -145,8 +147,6 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
     A non-finite loss stops the run with an error that names the last good checkpoint; ``skip_bad``
     skips (and counts) unreadable MPII images instead of failing.
     """
-    from compress.evaluate import evaluate
-
     check_output(out)
     if val_data is None and cfg.val_every and not data.startswith("synthetic"):
         raise HGCError(f"--val-every with --data {data}: name the validation annotations with --val-data "
@@ -169,7 +169,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=_Stream(start * cfg.batch_size, cfg.steps * cfg.batch_size, rank, world),
         num_workers=cfg.workers, persistent_workers=False)
-    bar = _progress(progress and rank == 0, start, cfg.steps)
+    bar = progress_bar(cfg.steps, enabled=progress and rank == 0, initial=start, desc="train", unit="step")
     saved_step, tick, step = (start if resume else None), time.perf_counter(), start
     for step, batch in enumerate(loader, start=start):
         for group in optim.param_groups:
@@ -289,20 +289,6 @@ def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
     optim.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return step, json.loads(state["history_json"])
-
-
-class _NoBar:
-    def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw: Any) -> None: ...
-    def close(self) -> None: ...
-
-
-def _progress(enabled: bool, start: int, total: int) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=1.0)
 
 
 def train_new(config: HourglassConfig, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,

@@ -1,18 +1,15 @@
 """Recipe validation: every mistake is one line naming the file and the path; overrides; normalization."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from compress import steps
 from compress.errors import HGCError
 from compress.nets import checkpoint
 from compress.nets.hourglass import StackedHourglass
 from compress.recipe import check_inputs, load_recipe, parse_recipe, run_name
-from compress.steps import Params, StepSpec, choice
 
 GOOD = """
 name: ft
@@ -49,22 +46,15 @@ def test_name_defaults_to_the_file_stem_and_steps_may_be_empty(tmp_path: Path) -
     assert recipe.name == "my-base" and recipe.steps == []
 
 
-@dataclass
-class _QuantizeParams(Params):
-    precision: str = choice("int8", ("fp32", "fp16", "bf16", "int8"))
-
-
-@pytest.fixture
-def quantize_op(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stand-in ``quantize`` op (the real one comes with a later issue)."""
-    steps.load_techniques()
-    monkeypatch.setitem(steps._REGISTRY, "quantize", StepSpec("quantize", _QuantizeParams, lambda m, p, c: m, ""))
-
-
 @pytest.mark.parametrize("text, message", [
     ("steps: [{finetune: {stpes: 3}}]", "steps[0].finetune: unknown key 'stpes' (did you mean 'steps'?)"),
     ("steps: [{finetune: {}}, {quantize: {precision: int4}}]",
      "steps[1].quantize.precision: 'int4' is not one of fp32, fp16, bf16, int8"),
+    ("steps: [{quantize: {precision: int8}}, {finetune: {}}]",
+     "steps[0]: quantize writes an artifact that steps[1] finetune would drop; an artifact-making step must be "
+     "the last step"),
+    ("steps: [{quantize: {precision: int8}}, {quantize: {precision: fp16}}]",
+     "steps[0]: quantize writes an artifact that steps[1] quantize would drop"),
     ("steps: [{finetune: {steps: ten}}]", "steps[0].finetune.steps: expected int, got 'ten' (str)"),
     ("steps: [{finetune: {steps: 2.5}}]", "steps[0].finetune.steps: expected int, got 2.5"),
     ("steps: [{finetune: {steps: 0}}]", "steps[0].finetune.steps: 0 is outside [1, inf]"),
@@ -92,7 +82,7 @@ def quantize_op(monkeypatch: pytest.MonkeyPatch) -> None:
     ("- just a list", "expected a mapping"),
     ("a: [1", "not valid YAML (line 2"),
 ])
-def test_bad_recipes_name_file_and_path(tmp_path: Path, quantize_op: None, text: str, message: str) -> None:
+def test_bad_recipes_name_file_and_path(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path, text + "\n")
     with pytest.raises(HGCError) as info:
         load_recipe(path)
@@ -165,7 +155,7 @@ def test_every_shipped_recipe_validates(path: Path) -> None:
     from compress.recipe import check_inputs, load_recipe
 
     recipe = load_recipe(path)
-    assert recipe.steps is not None
+    assert recipe.name == path.stem and recipe.to_dict()["steps"] == [s.to_dict() for s in recipe.steps]
     small = Path(__file__).resolve().parents[1] / "models" / "hg1-32.pt"
     base, _ = check_inputs(recipe, str(small))
     assert Path(base).is_file()

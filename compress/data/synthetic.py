@@ -1,4 +1,4 @@
-"""The procedural synthetic pose benchmark: deterministic MPII-format samples (DESIGN.md §Benchmark).
+"""The procedural synthetic pose benchmark: deterministic MPII-format samples (compress/ARCHITECTURE.md §Benchmark).
 
 Each sample is a pure function of ``(split, seed, index)``: the generator is seeded by a NumPy
 ``SeedSequence`` over integers, so the bytes do not depend on the machine or on Python's ``hash``.

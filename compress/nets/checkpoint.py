@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
+import compress
 from compress.errors import HGCError, first_line
 from compress.io import atomic_path, sha256_file
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
+from compress.nets.widths import derive_widths
 
 FORMAT = "hgc-checkpoint/1"
 
@@ -28,8 +30,6 @@ FORMAT = "hgc-checkpoint/1"
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """Package version plus a hash of the package's sources, so results from edited code are not reused."""
-    import compress
-
     digest = hashlib.sha256()
     root = Path(compress.__file__).parent
     for path in sorted(root.rglob("*.py")):
@@ -49,14 +49,35 @@ class CheckpointInfo:
     sha256: str = ""
 
 
+def recorded_config(model: StackedHourglass, where: str) -> HourglassConfig:
+    """The model's config with ``widths`` read off its module tree, checked to rebuild every tensor.
+
+    A step that prunes channels needs no bookkeeping: the widths a rebuilt model must have are derived
+    here; a model the config cannot describe (a tensor of a shape no width explains) is refused, naming
+    the first mismatching tensor, before anything is written.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, HourglassConfig):
+        raise HGCError(f"{where}: expected a StackedHourglass with a config, got {type(model).__name__}")
+    nominal = StackedHourglass(config.replace(widths={}))
+    recorded = config.replace(widths=derive_widths(model, nominal))
+    check_state_dict(StackedHourglass(recorded), model.state_dict(), f"{where}: refused to save")
+    return recorded
+
+
 def save(model: StackedHourglass, path: str | os.PathLike, meta: dict[str, Any] | None = None,
          lineage: list[dict[str, Any]] | None = None) -> None:
-    """Write ``model`` atomically in the hgc-checkpoint/1 format (DESIGN.md §Checkpoint format)."""
+    """Write ``model`` atomically in the hgc-checkpoint/1 format (compress/ARCHITECTURE.md §Checkpoint format).
+
+    ``config.widths`` is derived from the module tree (``recorded_config``) and set on the model too.
+    """
+    config = recorded_config(model, str(path))
+    model.config = config
     meta = {"created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "code_version": code_version(), **(meta or {})}
     payload = {
         "format": FORMAT,
-        "config": model.config.to_dict(),
+        "config": config.to_dict(),
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "meta": meta,
         "lineage": list(lineage or []),

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from compress.errors import HGCError
-from compress.steps import DistillParams, Params, StepContext, bounded, choice, items, option, register_step
+from compress.steps import (DistillParams, Params, StepContext, StepResult, bounded, choice, items, option,
+                            register_step)
 from compress.train import OPTIMIZERS, TrainConfig, train
 
 
@@ -17,7 +18,7 @@ from compress.train import OPTIMIZERS, TrainConfig, train
 class FinetuneParams(Params):
     """Training hyper-parameters of one fine-tuning phase (``compress.train.TrainConfig`` fields)."""
 
-    steps: int = bounded(1000, 1, doc="optimizer steps (×0.01, min 2, under --quick)")
+    steps: int = bounded(1000, 1, doc="optimizer steps", scale="steps")
     batch_size: int = bounded(16, 1, doc="images per step")
     lr: float = bounded(2.5e-4, 0.0, doc="learning rate")
     optimizer: str = choice("adam", OPTIMIZERS, "optimizer")
@@ -46,9 +47,9 @@ class FinetuneParams(Params):
 
 
 @register_step("finetune", FinetuneParams)
-def finetune(model: Any, params: FinetuneParams, ctx: StepContext) -> Any:
+def finetune(model: Any, params: FinetuneParams, ctx: StepContext) -> StepResult:
     """Continue training the model for N steps (FPD-distilled from the teacher with ``distill``)."""
-    cfg = params.train_config(ctx.scaled(params.steps), ctx.device)
+    cfg = params.train_config(params.steps, ctx.device)
     work = ctx.scratch("train.pt")
     ctx.scratch("train.pt.state")
     resume = ctx.resume and work.is_file() and work.with_name("train.pt.state").is_file()
@@ -58,7 +59,6 @@ def finetune(model: Any, params: FinetuneParams, ctx: StepContext) -> Any:
     for record in result.history:
         ctx.log(record)
     last = result.history[-1] if result.history else {}
-    ctx.metrics.update(steps=cfg.steps, resumed=resume,
-                       final_loss=last.get("loss"), distill_alpha=params.distill.alpha if params.distill else None)
-    return model
+    return StepResult(model, metrics={"steps": cfg.steps, "resumed": resume, "final_loss": last.get("loss"),
+                                      "distill_alpha": params.distill.alpha if params.distill else None})
 

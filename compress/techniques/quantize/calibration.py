@@ -14,80 +14,41 @@ exclusions) reuses that cache.
 from __future__ import annotations
 
 import contextlib
+import io
+import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    create_calibrator,
+    quantize_static,
+    save_tensors_data,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from compress.data.crops import Crops, crops  # noqa: F401  (re-exported: quantize/op.py reads qc.crops)
 from compress.errors import HGCError, first_line
+from compress.measure.kernels import NORM_CONV_SUFFIX
+from compress.onnx_meta import read_metadata
+from compress.techniques.quantize.config import QuantizeParams
+from compress.techniques.quantize.graph import keep_float
 
-METHODS = ("minmax", "percentile", "entropy")
-ACTIVATION_TYPES = ("uint8", "int8")
 CALIBRATION_BATCH = 8
 CALIBRATION_CHUNK = 16  # images per collect pass: the calibrators hold every intermediate tensor of a pass
 ENTROPY_BINS = 512  # histogram bins over [-max, max]; the KL search tries (512 - 255) / 2 thresholds per tensor
 
 
-@dataclass
-class Crops:
-    """Labelled evaluation crops: images N×3×S×S plus what PCKh needs to score predictions on them."""
-
-    images: np.ndarray
-    joints: np.ndarray
-    visible: np.ndarray
-    head_size: np.ndarray
-    inverse: np.ndarray
-    data: str
-    start: int
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def head(self, count: int) -> "Crops":
-        """The first ``count`` crops (all of them when there are fewer)."""
-        return Crops(self.images[:count], self.joints[:count], self.visible[:count], self.head_size[:count],
-                     self.inverse[:count], self.data, self.start)
-
-    def pckh(self, heatmaps: np.ndarray) -> float:
-        """Mean PCKh@0.5 of last-stack ``heatmaps`` (N×J×h×w) predicted for these crops."""
-        from compress.data import transforms as T
-        from compress.metrics import evaluate_predictions
-
-        size, hm = self.images.shape[-1], heatmaps.shape[-1]
-        coords, _ = T.decode_heatmaps(np.asarray(heatmaps, dtype=np.float32))
-        coords = T.heatmap_to_input(coords, (hm, hm), (size, size))
-        preds = np.stack([T.transform_points(xy, inv) for xy, inv in zip(coords, self.inverse)])
-        return float(evaluate_predictions(preds, self.joints, self.visible, self.head_size).table()["Mean"])
-
-
-def crops(data: str, input_size: int, count: int, start: int = 0) -> Crops:
-    """``count`` evaluation crops of ``data`` from sample position ``start`` on (labels included).
-
-    A source with fewer samples than asked is an error: silently calibrating on fewer would change the result.
-    """
-    from compress.data.dataset import PoseDataset, open_source
-
-    if count < 1:
-        raise HGCError(f"calibration: asked for {count} images; need at least 1")
-    dataset = PoseDataset(open_source(data, size=input_size), input_size, input_size // 4)
-    if start + count > len(dataset):
-        raise HGCError(f"calibration: asked for {count} images from position {start} of {data}, "
-                       f"which has only {len(dataset)} samples")
-    items = [dataset[i] for i in range(start, start + count)]
-    return Crops(images=np.stack([it["image"].numpy() for it in items]).astype(np.float32),
-                 joints=np.stack([it["joints"].numpy() for it in items]),
-                 visible=np.stack([it["visible"].numpy() for it in items]),
-                 head_size=np.array([float(it["head_size"]) for it in items]),
-                 inverse=np.stack([it["inverse"].numpy() for it in items]), data=data, start=start)
-
-
 def model_input(onnx_path: str) -> tuple[str, list[Any], int]:
     """(input name, shape with symbolic dims as strings, elem type) of a single-image-input ONNX file."""
-    import onnx
-
     try:
         graph = onnx.load(onnx_path, load_external_data=False).graph
     except Exception as exc:  # protobuf decode errors and friends
@@ -106,8 +67,6 @@ def input_size(onnx_path: str) -> int:
     _, shape, _ = model_input(onnx_path)
     if isinstance(shape[-1], int) and shape[-1] > 0:
         return int(shape[-1])
-    from compress.export import read_metadata
-
     config = read_metadata(onnx_path).get("config") or {}
     if "input_size" not in config:
         raise HGCError(f"{onnx_path}: input size is dynamic and the file has no hgc.config to tell it")
@@ -133,8 +92,6 @@ def check_images(images: Any, shape: list[Any], wanted: int, where: str) -> np.n
 
 def _reader(images: np.ndarray, name: str, batch: int) -> Any:
     """An onnxruntime ``CalibrationDataReader`` feeding ``images`` in batches of ``batch``."""
-    from onnxruntime.quantization import CalibrationDataReader
-
     class ImageReader(CalibrationDataReader):
         """Feeds fixed image batches to the calibrator; ``rewind`` restarts the pass."""
 
@@ -178,8 +135,6 @@ def preprocess(onnx_in: str, onnx_out: str, workdir: str) -> str:
     Symbolic shape inference needs ``auto_merge`` for the hourglass (its Resize outputs carry derived
     batch symbols); if it still fails, ONNX shape inference alone is used — enough for a CNN.
     """
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     with in_directory(workdir), _quiet():
         try:
             quant_pre_process(onnx_in, onnx_out, auto_merge=True)
@@ -203,10 +158,6 @@ def batchnorms_as_conv(proto: Any) -> list[str]:
     conv (weight γ/√(σ²+ε), bias β − μ·weight) it becomes one more ``QLinearConv``, exact in its per-channel
     int8 weight; the node keeps its name with ``NORM_CONV_SUFFIX`` so it is counted apart from conv layers.
     """
-    from onnx import helper, numpy_helper
-
-    from compress.techniques.quantize.artifact import NORM_CONV_SUFFIX
-
     inits = {t.name: t for t in proto.graph.initializer}
     nodes, rewritten = [], []
     for node in proto.graph.node:
@@ -240,11 +191,10 @@ class Calibration:
     Use as a context manager: the pre-processed model and range cache live in a temporary directory.
     """
 
-    def __init__(self, onnx_fp32: str, images: np.ndarray, method: str = "minmax",
-                 percentile: float = 99.999, norms_as_conv: bool = True) -> None:
-        if method not in METHODS:
-            raise HGCError(f"calibration: {method!r} is not one of {', '.join(METHODS)}")
-        self.source, self.method, self.percentile = onnx_fp32, method, percentile
+    def __init__(self, onnx_fp32: str, images: np.ndarray, config: QuantizeParams) -> None:
+        self.config = config
+        self.source, self.method, self.percentile = onnx_fp32, config.calibration, config.percentile
+        norms_as_conv = config.norms_as_conv and config.per_channel
         self.input_name, self.shape, _ = model_input(onnx_fp32)
         self.images = check_images(images, self.shape, len(images), onnx_fp32)
         self._tmp = tempfile.TemporaryDirectory(prefix="hgc-quant-")
@@ -262,8 +212,6 @@ class Calibration:
     def _prepare(self, source: str, norms_as_conv: bool) -> str:
         """BatchNorms rewritten (optionally), then onnxruntime's pre-processing into ``self.model``."""
         if norms_as_conv:
-            import onnx
-
             proto = onnx.load(source)
             self.norms_as_conv = batchnorms_as_conv(proto)
             source = str(self.dir / "float.onnx")
@@ -286,8 +234,6 @@ class Calibration:
         Entropy gets 512 histogram bins and 255 quantized bins: with onnxruntime's defaults (128 and 128)
         the KL search has a single candidate and entropy silently equals minmax.
         """
-        from onnxruntime.quantization import CalibrationMethod, create_calibrator, save_tensors_data
-
         if self._calibrated:
             return
         methods = {"minmax": (CalibrationMethod.MinMax, {}),
@@ -305,19 +251,16 @@ class Calibration:
             del calibrator
         self._calibrated = True
 
-    def quantize(self, onnx_out: str, *, per_channel: bool = True, activation_type: str = "uint8",
-                 nodes_to_exclude: list[str] | None = None, nodes_to_quantize: list[str] | None = None,
-                 symmetric_activations: bool = False) -> int:
+    def quantize(self, onnx_out: str, *, nodes_to_exclude: list[str] | None = None,
+                 nodes_to_quantize: list[str] | None = None) -> int:
         """Write a static QDQ model (int8 weights; uint8 or int8 activations) with the cached ranges.
 
-        ``nodes_to_quantize`` limits quantization to those nodes (sensitivity: one layer alone);
-        ``nodes_to_exclude`` stay fp32 — really, see ``quant_graph.keep_float`` (returns its count of
-        removed Q/DQ pairs). ``symmetric_activations`` (zero point 0) is what TensorRT expects.
+        Weight granularity, activation type and symmetry come from the config. ``nodes_to_quantize`` limits
+        quantization to those nodes (sensitivity: one layer alone); ``nodes_to_exclude`` stay fp32 —
+        really, see ``graph.keep_float`` (returns its count of removed Q/DQ pairs).
         """
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-        if activation_type not in ACTIVATION_TYPES:
-            raise HGCError(f"activation_type: {activation_type!r} is not one of {', '.join(ACTIVATION_TYPES)}")
+        per_channel, activation_type = self.config.per_channel, self.config.activation_type
+        symmetric_activations = self.config.symmetric_activations
         self.calibrate()
         method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                   "entropy": CalibrationMethod.Entropy}[self.method]
@@ -330,10 +273,6 @@ class Calibration:
                             extra_options={"ActivationSymmetric": True} if symmetric_activations else None)
         if not nodes_to_exclude:
             return 0
-        import onnx
-
-        from compress.techniques.quantize.graph import keep_float
-
         proto = onnx.load(onnx_out)
         removed = keep_float(proto, set(nodes_to_exclude))
         onnx.save_model(proto, onnx_out)
@@ -343,9 +282,6 @@ class Calibration:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence the calibrator's progress prints and onnxruntime's advisory log lines for one block."""
-    import io
-    import logging
-
     loggers = [logging.getLogger(), logging.getLogger("onnxruntime")]
     levels = [lg.level for lg in loggers]
     try:

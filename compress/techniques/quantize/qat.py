@@ -30,7 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from compress.data.crops import crops
 from compress.errors import HGCError, first_line
+from compress.steps import DistillParams
+from compress.techniques.quantize.config import QATParams, QuantizeParams
+from compress.train import TrainConfig, train
 
 QRANGES = {"uint8": (0, 255), "int8": (-128, 127)}
 EMA = 0.01
@@ -178,13 +182,13 @@ class QATModel:
                 module.mode = mode
 
 
-def prepare_qat(model: nn.Module, *, per_channel: bool = True, activation_type: str = "uint8") -> QATModel:
+def prepare_qat(model: nn.Module, config: QuantizeParams | None = None) -> QATModel:
     """Fold BatchNorms into ``model`` (in place) and return a traced copy with fake quantization inserted.
 
     The traced module shares ``model``'s parameters, so training it trains ``model``.
     """
-    if activation_type not in QRANGES:
-        raise HGCError(f"activation_type: {activation_type!r} is not one of {', '.join(QRANGES)}")
+    config = config or QuantizeParams()
+    per_channel, activation_type = config.per_channel, config.activation_type
     try:
         graph = fx.Tracer().trace(model)
     except Exception as exc:  # tracing fails on data-dependent control flow
@@ -244,25 +248,24 @@ class QATResult:
     history: list[dict[str, Any]]
 
 
-def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str, batch_size: int = 16,
-                 teacher: nn.Module | None = None, alpha: float = 0.5, per_channel: bool = True,
-                 activation_type: str = "uint8", calibration_images: int = 64, seed: int = 0,
-                 checkpoint_every: int = 100, device: str = "cpu", resume: bool = False,
+def qat_finetune(model: nn.Module, data: str, out: str, config: QuantizeParams, *,
+                 teacher: nn.Module | None = None, device: str = "cpu", resume: bool = False,
                  meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
                  progress: bool = False) -> QATResult:
-    """Fine-tune a copy of ``model`` for ``steps`` under int8 fake quantization (module docstring).
+    """Fine-tune a copy of ``model`` under int8 fake quantization (module docstring) as ``config.qat`` says.
 
-    Ranges start from ``calibration_images`` eval crops of ``data``; ``teacher`` turns the loss into FPD
-    distillation with ``alpha``; ``out`` is the training checkpoint, written every ``checkpoint_every`` steps
-    (0: at the end only) so ``resume`` continues a killed run from its last one.
+    Weight granularity and activation type come from ``config`` (as the int8 export will use them); ranges
+    start from ``qat.calibration_images`` eval crops of ``data``; a ``teacher`` turns the loss into FPD
+    distillation with ``qat.distill.alpha``; ``out`` is the training checkpoint, written every
+    ``qat.checkpoint_every`` steps (0: at the end only) so ``resume`` continues a killed run from its last one.
     """
-    from compress.techniques.quantize.calibration import crops
-    from compress.train import TrainConfig, train
-
+    qat = config.qat if config.qat is not None else QATParams()
+    alpha = qat.distill.alpha if qat.distill is not None else DistillParams().alpha
     net = copy.deepcopy(model).cpu().float().eval()
-    prepared = prepare_qat(net, per_channel=per_channel, activation_type=activation_type)
+    prepared = prepare_qat(net, config)
     module = prepared.module
-    images = torch.from_numpy(crops(data, net.config.input_size, calibration_images, 0).images)
+    images = torch.from_numpy(crops(data, net.config.input_size, qat.calibration_images, 0,
+                                    purpose="calibration").images)
     module.eval()
     prepared.set_mode("calibrate")
     with torch.no_grad():
@@ -270,8 +273,8 @@ def qat_finetune(model: nn.Module, data: str, *, steps: int, lr: float, out: str
             module(images[start:start + 16])
     prepared.set_mode("train")
     hook = module.register_forward_pre_hook(_eval_norms)
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, lr_milestones=[], seed=seed,
-                      distill_alpha=alpha, checkpoint_every=checkpoint_every, device=device)
+    cfg = TrainConfig(steps=qat.steps, batch_size=qat.batch_size, lr=qat.lr, lr_milestones=[], seed=qat.seed,
+                      distill_alpha=alpha, checkpoint_every=qat.checkpoint_every, device=device)
     try:
         result = train(module, data, cfg, out, resume=resume, teacher=teacher, meta=meta, lineage=lineage,
                        progress=progress)
