@@ -13,6 +13,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from compress.data.crops import crops
 from compress.errors import HGCError
 from compress.export import export_onnx, read_metadata
 from compress.measure.cost import onnx_precision
@@ -25,7 +26,7 @@ from compress.techniques.quantize import QATParams, QuantizeParams, quantize_onn
 from compress.techniques.quantize import qat as qat_module
 from compress.techniques.quantize import sensitivity as quant_sensitivity
 from compress.techniques.quantize.artifact import NORM_CONV_SUFFIX
-from compress.techniques.quantize.calibration import Calibration, crops
+from compress.techniques.quantize.calibration import Calibration
 from compress.techniques.quantize.graph import STREAM_OPS
 from compress.techniques.quantize.half import (
     check_runtime,

@@ -35,7 +35,6 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from compress.data.crops import Crops, crops  # noqa: F401  (re-exported: quantize/op.py reads qc.crops)
 from compress.errors import HGCError, first_line
 from compress.measure.kernels import NORM_CONV_SUFFIX
 from compress.onnx_meta import read_metadata

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from compress.data.crops import crops
 from compress.export import export_onnx
 from compress.nets import checkpoint
 from compress.steps import StepContext, StepResult, register_step
-from compress.techniques.quantize import calibration as qc
 from compress.techniques.quantize.config import QuantizeParams
 from compress.techniques.quantize.half import check_runtime, convert_fp16
 from compress.techniques.quantize.int8 import quantize_onnx_int8
@@ -66,7 +66,7 @@ def quantize(model: Any, params: QuantizeParams, ctx: StepContext) -> StepResult
     float_onnx = _float_export(model, ctx)
     name = f"model.{params.precision}.onnx"
     if params.precision == "fp16":
-        images = qc.crops(ctx.data, model.config.input_size, params.check_images, 0).images
+        images = crops(ctx.data, model.config.input_size, params.check_images, 0, purpose="fp16 check").images
         report = convert_fp16(float_onnx, str(ctx.step_dir / name), keep_io_types=params.keep_io_fp32,
                               images=images)
     else:
