@@ -24,6 +24,7 @@ class LineProgress:
         self.start_n, self.started = initial, time.monotonic()
         self.every = max(1, round(self.total * LINE_EVERY))
         self.next_line = initial + self.every
+        self.printed = initial  # the count the last line showed
         self.postfix: dict[str, Any] = {}
 
     def update(self, n: int = 1) -> None:
@@ -36,7 +37,8 @@ class LineProgress:
         self.postfix = values
 
     def close(self) -> None:
-        if self.n < self.next_line - self.every + 1 and self.n != self.start_n and self.n < self.total:
+        """A last line for a run that stopped between two lines (interrupted, or ended early)."""
+        if self.n != self.printed:
             self._line()
 
     def _line(self) -> None:
@@ -45,6 +47,7 @@ class LineProgress:
         eta = elapsed / done * (self.total - self.n) if done > 0 else float("nan")
         extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
         head = f"{self.desc}: " if self.desc else ""
+        self.printed = self.n
         print(f"{head}{self.n}/{self.total} {self.unit} ({100 * self.n / self.total:.0f}%), "
               f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}{extra}", file=self.stream, flush=True)
 
