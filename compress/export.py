@@ -33,9 +33,9 @@ from compress.data.crops import crops
 from compress.errors import HGCError, first_line
 from compress.evaluate import evaluate
 from compress.io import atomic_path, sha256_file
-from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.onnx_meta import FORMAT, GRAPH_DOC, INPUT_NAME, OUTPUT_NAME, metadata_props, read_metadata
+from compress.packed.model import load_model
 from compress.runtime import OrtPredictor, open_session
 
 __all__ = ["DEFAULT_OPSET", "FORMAT", "ExportResult", "export_onnx", "read_metadata"]
@@ -78,9 +78,9 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def _source(model_or_path: Any) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]], str | None]:
-    """(model, meta, lineage, parent sha256) from a checkpoint path or an in-memory hourglass."""
+    """(model, meta, lineage, parent sha256) from a checkpoint or ``.hgz`` path, or an in-memory hourglass."""
     if isinstance(model_or_path, (str, os.PathLike)):
-        model, info = checkpoint.load(model_or_path)
+        model, info = load_model(model_or_path)  # a checkpoint or a packed .hgz
         return model, dict(info.meta), list(info.lineage), info.sha256
     if isinstance(model_or_path, torch.nn.Module) and isinstance(getattr(model_or_path, "config", None),
                                                                   HourglassConfig):

@@ -19,8 +19,8 @@ import onnxruntime as ort
 import torch
 
 from compress.errors import HGCError, first_line
-from compress.nets import checkpoint
 from compress.onnx_meta import read_metadata
+from compress.packed.model import load_model
 
 # Short names accepted for onnxruntime execution providers (full names are accepted too).
 PROVIDER_ALIASES = {
@@ -210,20 +210,20 @@ class OrtPredictor:
 
 def load_predictor(path: str, device: str = "cpu", provider: str | None = None, threads: int | None = None,
                    compile: bool = False) -> Any:
-    """Open a checkpoint (``.pt``, PyTorch) or an exported ``.onnx`` (onnxruntime) as a predictor.
+    """Open a checkpoint (``.pt`` or packed ``.hgz``, PyTorch) or an exported ``.onnx`` (onnxruntime) as a predictor.
 
     ``provider`` picks the onnxruntime execution provider (cpu, cuda, tensorrt or a full name);
     ``compile`` wraps a checkpoint in ``torch.compile``; unknown file kinds are a one-line error.
     """
     if not os.path.isfile(path):
         raise HGCError(f"{path}: no such model file")
-    if path.endswith(".pt"):
+    if path.endswith((".pt", ".hgz")):
         if provider is not None:
             raise HGCError(f"{path}: --provider applies to ONNX files; a checkpoint runs in PyTorch")
-        model, _ = checkpoint.load(path)
+        model, _ = load_model(path)  # a packed .hgz runs as its unpacked network
         return TorchPredictor(model, device, compile=compile, threads=threads, path=path)
     if path.endswith(".onnx"):
         if compile:
             raise HGCError(f"{path}: --compile applies to checkpoints (torch.compile); ONNX runs in onnxruntime")
         return OrtPredictor(path, device, provider, threads)
-    raise HGCError(f"{path}: unknown model file type (expected .pt or .onnx)")
+    raise HGCError(f"{path}: unknown model file type (expected .pt, .hgz or .onnx)")

@@ -10,7 +10,15 @@ import sys
 from typing import Sequence
 
 # the command modules register their subcommands in COMMANDS on import (in this order: the help's order)
-from compress.cli import convert_cmds, data_cmds, export_cmds, recipe_cmds, train_eval  # noqa: F401
+from compress.cli import (  # noqa: F401
+    convert_cmds,
+    data_cmds,
+    export_cmds,
+    pack_cmds,
+    prune_cmds,
+    recipe_cmds,
+    train_eval,
+)
 from compress.cli.common import COMMANDS, command
 from compress.errors import HGCError, first_line
 

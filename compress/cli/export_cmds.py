@@ -17,7 +17,7 @@ INSPECT_COLUMNS = ("model", "kind", "precision", "input", "params", "gmacs", "by
 
 @command("export", "export a checkpoint to ONNX, checked against PyTorch on benchmark images")
 def _export(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("model", help="checkpoint .pt or packed .hgz")
     p.add_argument("-o", "--out", required=True, help="output .onnx path")
     p.add_argument("--dynamic-batch", action="store_true", help="symbolic batch dimension (default: batch 1)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (≥ 17; default 18, the exporter's own)")
@@ -43,7 +43,7 @@ def _export(p: argparse.ArgumentParser) -> None:
 
 @command("inspect", "parameters, MACs, bytes (raw/gzip/lzma), config and metadata of model files")
 def _inspect(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="+", help=".pt checkpoints and/or .onnx files")
+    p.add_argument("models", nargs="+", help=".pt checkpoints, packed .hgz and/or .onnx files")
     p.add_argument("--csv", default=None, help="also write the table as CSV")
     p.add_argument("--json", default=None, help="also write table and details as JSON")
 

@@ -22,6 +22,7 @@ from compress.measure.peak import ort_peak, torch_peak
 from compress.measure.sizes import file_sizes
 from compress.nets import checkpoint
 from compress.onnx_meta import read_metadata
+from compress.packed import SUFFIX, load_model, read_header
 from compress.runtime import load_predictor, resolve_providers
 
 MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime", "onnx", "numpy")
@@ -30,7 +31,7 @@ MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime
 def model_cost(path: str) -> dict[str, Any]:
     """Parameters, MACs per image, precision, input size, config and metadata of a ``.pt`` or ``.onnx`` file.
 
-    Other files (e.g. packed artifacts) get sizes only; their cost fields are NaN until a reader exists.
+    Packed ``.hgz`` files are measured through their unpacked network; other files get sizes only (NaN costs).
     """
     if not os.path.isfile(path):
         raise HGCError(f"{path}: no such model file")
@@ -51,6 +52,15 @@ def model_cost(path: str) -> dict[str, Any]:
                 "params": onnx_params(proto), "macs": onnx_macs(proto), "opset": opset,
                 "config": meta.get("config"), "meta": meta.get("meta", {}), "lineage": meta.get("lineage", []),
                 "metadata": meta}
+    if path.endswith(SUFFIX):
+        model, info = load_model(path)
+        header = read_header(path)
+        packed = {"coder": header.get("coder"), "format": header.get("format"),
+                  "tensors": {kind: sum(1 for e in header.get("tensors", []) if e[0] == kind)
+                              for kind in sorted({e[0] for e in header.get("tensors", [])})}}
+        return {"kind": "packed", "precision": "packed", "input_size": info.config.input_size,
+                "params": count_params(model), "macs": count_macs(model, info.config.input_size),
+                "config": info.config.to_dict(), "meta": info.meta, "lineage": info.lineage, "packed": packed}
     return {"kind": "file", "precision": None, "input_size": None, "params": math.nan, "macs": math.nan,
             "config": None, "meta": {}, "lineage": []}
 
@@ -77,7 +87,8 @@ def inspect_models(paths: Sequence[str]) -> tuple[pd.DataFrame, list[dict[str, A
                         "lineage": " → ".join(str(step.get("op")) for step in cost["lineage"]),
                         **({"opset": cost["opset"], "parity": cost["metadata"].get("parity"),
                             "accuracy": cost["metadata"].get("accuracy")}
-                           if cost["kind"] == "onnx" else {})})
+                           if cost["kind"] == "onnx" else {}),
+                        **({"packed": cost["packed"]} if cost["kind"] == "packed" else {})})
     return pd.DataFrame(rows), details
 
 
