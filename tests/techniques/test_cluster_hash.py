@@ -11,11 +11,12 @@ from torch import nn
 
 from compress.errors import HGCError
 from compress.nets.hourglass import StackedHourglass
-from compress.nets.shared import is_shared
+from compress.nets.shared import is_shared, unshare_weight
 from compress.packed import format as container, hashing, load_model, pack_model
 from compress.steps import StepContext
 from compress.techniques.cluster import ClusterParams, cluster
 from compress.techniques.cluster import kmeans
+from compress.techniques.cluster.tied import cluster_weight, tie
 from compress.techniques.hash import HashParams, hash_weights
 
 TUNE = {"steps": 2, "batch_size": 2, "checkpoint_every": 0}
@@ -155,3 +156,21 @@ def test_hashing_an_unsupported_layer_type_is_refused(model, tmp_path: Path) -> 
     model.odd = Odd()
     with pytest.raises(HGCError, match="layer 'odd' is a Odd; hashing supports Conv2d and ConvTranspose2d"):
         hash_weights(model, HashParams(), _ctx(tmp_path, model))
+
+
+def test_a_tied_layer_saves_plain_keys_and_reloads_its_codebook_from_them(model) -> None:
+    conv = model.stacks[0].res[0].conv2
+    book, index, zero = cluster_weight(conv.weight.detach().numpy(), 4, "linear", 10, False, 0)
+    tie(conv, book, index, zero)
+    state = conv.state_dict()
+    assert list(state) == ["weight", "bias"] and len(torch.unique(state["weight"])) <= 4
+    with torch.no_grad():
+        conv.cluster_codebook.add_(1.0)
+    conv.load_state_dict(state)  # what resuming a tied fine-tuning does
+    assert torch.equal(conv.weight, state["weight"])
+    untied = state["weight"].clone()
+    untied.view(-1)[0] += 0.5
+    with pytest.raises(RuntimeError, match="not tied"):
+        conv.load_state_dict({"weight": untied, "bias": state["bias"]})
+    unshare_weight(conv)
+    assert type(conv) is nn.Conv2d and list(conv.state_dict()) == ["weight", "bias"]
