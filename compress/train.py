@@ -28,6 +28,7 @@ from compress.runtime import check_device
 
 OPTIMIZERS = ("adam", "rmsprop")
 ExtraLoss = Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
+StepHook = Callable[[int], None]
 
 
 @dataclass
@@ -140,10 +141,12 @@ def state_path(out: str) -> str:
 def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
           teacher: nn.Module | None = None, extra_loss: ExtraLoss | None = None, val_data: str | None = None,
           meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
-          progress: bool = True, skip_bad: bool = False) -> TrainResult:
+          progress: bool = True, skip_bad: bool = False, on_step: StepHook | None = None) -> TrainResult:
     """Train ``model`` on ``data`` for ``cfg.steps`` steps, writing an hgc checkpoint to ``out``.
 
     With ``teacher`` the loss is FPD distillation; ``resume`` continues from ``out``'s saved state.
+    ``on_step(done)`` runs after every optimizer step, before any checkpoint of that step is written
+    (e.g. to re-apply pruning masks, so the saved and resumed weights keep them).
     A non-finite loss stops the run with an error that names the last good checkpoint; ``skip_bad``
     skips (and counts) unreadable MPII images instead of failing.
     """
@@ -193,6 +196,8 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
         loss.backward()
         optim.step()
         done = step + 1
+        if on_step is not None:
+            on_step(done)
         now = time.perf_counter()
         record = {"step": done, "loss": float(loss.item()), "lr": optim.param_groups[0]["lr"],
                   "seconds": now - tick, "images_per_s": cfg.batch_size * world / max(now - tick, 1e-9)}

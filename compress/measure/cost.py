@@ -33,20 +33,29 @@ def count_params(model: nn.Module) -> int:
 
 def count_macs(model: nn.Module, input_size: int, channels: int = 3) -> int:
     """Multiply-accumulates of one forward pass at batch 1 and ``input_size``×``input_size``."""
-    total = 0
+    return sum(layer_macs(model, input_size, channels).values())
+
+
+def layer_macs(model: nn.Module, input_size: int, channels: int = 3) -> dict[str, int]:
+    """Multiply-accumulates of each counted layer (``named_modules`` name → MACs) at batch 1.
+
+    The per-layer view of ``count_macs`` (same rules), e.g. for a structured-pruning plan's rows.
+    """
+    counts: dict[str, int] = {}
+    names = {module: name for name, module in model.named_modules()}
 
     def conv_hook(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
         if isinstance(module, nn.ConvTranspose2d):
             # every input position scatters a full kernel: in positions × k × cout × cin/groups
             positions = _inp[0].shape[2] * _inp[0].shape[3]
         else:
             positions = out.shape[2] * out.shape[3]
-        total += positions * module.weight.numel()
+        name = names[module]
+        counts[name] = counts.get(name, 0) + positions * module.weight.numel()
 
     def linear_hook(module: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        total += module.weight.numel() * (out.numel() // out.shape[-1])
+        name = names[module]
+        counts[name] = counts.get(name, 0) + module.weight.numel() * (out.numel() // out.shape[-1])
 
     hooks = []
     for module in model.modules():
@@ -63,7 +72,7 @@ def count_macs(model: nn.Module, input_size: int, channels: int = 3) -> int:
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    return total
+    return counts
 
 
 def load_onnx(path: str) -> Any:
