@@ -66,6 +66,8 @@ def _type_name(hint: Any) -> str:
         return " | ".join(_type_name(a) for a in typing.get_args(hint))
     if isinstance(hint, type) and issubclass(hint, Params):
         return "mapping"
+    if typing.get_origin(hint) in (list, dict):  # list[SomeParams] reads as list[mapping]
+        return f"{typing.get_origin(hint).__name__}[{', '.join(_type_name(a) for a in typing.get_args(hint))}]"
     if isinstance(hint, type):
         return "None" if hint is type(None) else hint.__name__
     return str(hint).replace("typing.", "")

@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from compress.data.dataset import PoseDataset, open_source, train_spec, val_spec
+from compress.distill import check_pair
 from compress.errors import HGCError, first_line
 from compress.evaluate import evaluate
 from compress.io import atomic_path, check_output
@@ -141,10 +142,15 @@ def state_path(out: str) -> str:
 def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, resume: bool = False,
           teacher: nn.Module | None = None, extra_loss: ExtraLoss | None = None, val_data: str | None = None,
           meta: dict[str, Any] | None = None, lineage: list[dict[str, Any]] | None = None,
-          progress: bool = True, skip_bad: bool = False, on_step: StepHook | None = None) -> TrainResult:
+          progress: bool = True, skip_bad: bool = False, aux: nn.Module | None = None,
+          on_step: StepHook | None = None) -> TrainResult:
     """Train ``model`` on ``data`` for ``cfg.steps`` steps, writing an hgc checkpoint to ``out``.
 
-    With ``teacher`` the loss is FPD distillation; ``resume`` continues from ``out``'s saved state.
+    With ``teacher`` the loss is FPD distillation (every student stack against the teacher's last stack,
+    so the stack counts may differ; joints and heatmap size must match); ``resume`` continues from
+    ``out``'s saved state. ``aux`` is a trainable module outside the model (feature-distillation
+    adapters): called as ``aux(heatmaps, batch)`` for one more loss term, optimised with the model,
+    its gradients averaged across DDP ranks, kept in the resume state and never in the checkpoint.
     ``on_step(done)`` runs after every optimizer step, before any checkpoint of that step is written
     (e.g. to re-apply pruning masks, so the saved and resumed weights keep them).
     A non-finite loss stops the run with an error that names the last good checkpoint; ``skip_bad``
@@ -161,13 +167,18 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
     source = open_source(train_spec(data), size=mc.input_size, seed=cfg.seed, skip_bad=skip_bad)
     dataset = PoseDataset(source, mc.input_size, mc.heatmap_size, cfg.sigma, train=True, seed=cfg.seed)
     model.to(device).train()
+    if aux is not None:
+        aux.to(device).train()
     ddp_devices = [device.index] if device.type == "cuda" and world > 1 else None
     net = nn.parallel.DistributedDataParallel(model, device_ids=ddp_devices) if world > 1 else model
-    optim = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop)(model.parameters(), lr=cfg.lr)
+    trained = [*model.parameters(), *(aux.parameters() if aux is not None else [])]
+    optim = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop)(trained, lr=cfg.lr)
     start, history = 0, []
     if resume:
-        start, history = _restore(out, model, optim, cfg)
+        start, history = _restore(out, model, optim, cfg, aux)
     if teacher is not None:
+        if isinstance(getattr(teacher, "config", None), HourglassConfig):
+            check_pair(mc, teacher.config, "teacher")
         teacher.to(device).eval().requires_grad_(False)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=_Stream(start * cfg.batch_size, cfg.steps * cfg.batch_size, rank, world),
@@ -189,11 +200,18 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
             loss = heatmap_loss(heatmaps, batch["target"], batch["weight"])
         if extra_loss is not None:
             loss = loss + extra_loss(heatmaps, batch)
+        if aux is not None:
+            loss = loss + aux(heatmaps, batch)
         if not torch.isfinite(loss):
             where = f"{out} (step {saved_step})" if saved_step is not None else "none was written yet"
             raise HGCError(f"training stopped: loss became {loss.item()} at step {step + 1}; last good checkpoint: {where}")
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        if aux is not None and world > 1:  # the model's gradients are averaged by DDP, the adapters' here
+            for p in aux.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
         optim.step()
         done = step + 1
         if on_step is not None:
@@ -211,7 +229,7 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
         bar.set_postfix(loss=f"{record['loss']:.2e}", img_s=f"{record['images_per_s']:.0f}",
                         **({"pckh": f"{record['val_pckh']:.1f}"} if "val_pckh" in record else {}))
         if rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
-            _save(model, optim, out, done, history, cfg, data, meta, lineage)
+            _save(model, optim, out, done, history, cfg, data, meta, lineage, aux)
             saved_step = done
     bar.close()
     if world > 1:  # DDP syncs weights; running norm statistics are taken from rank 0 like the saved file
@@ -225,8 +243,8 @@ def train(model: StackedHourglass, data: str, cfg: TrainConfig, out: str, *, res
 
 def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step: int,
           history: list[dict[str, float]], cfg: TrainConfig, data: str, meta: dict[str, Any] | None,
-          lineage: list[dict[str, Any]] | None) -> None:
-    """Write the checkpoint and, beside it, the optimizer state and history that resume needs."""
+          lineage: list[dict[str, Any]] | None, aux: nn.Module | None = None) -> None:
+    """Write the checkpoint and, beside it, the optimizer state, history (and ``aux``) that resume needs."""
     was_training = model.training
     full_meta = {"dataset": data, "input_size": model.config.input_size, "seed": cfg.seed, "step": step,
                  "train": dataclasses.asdict(cfg), **training_record(history, cfg.batch_size), **(meta or {})}
@@ -234,6 +252,8 @@ def _save(model: StackedHourglass, optim: torch.optim.Optimizer, out: str, step:
     state = {"step": step, "model": model.state_dict(), "optimizer": optim.state_dict(),
              "history_json": json.dumps(history), "torch_rng": torch.get_rng_state(),
              "train_json": json.dumps(dataclasses.asdict(cfg))}
+    if aux is not None:
+        state["aux"] = aux.state_dict()
     with atomic_path(state_path(out)) as tmp:
         torch.save(state, tmp)
     model.train(was_training)
@@ -265,7 +285,7 @@ def _check_extension(saved: dict[str, Any], cfg: TrainConfig, done: int, out: st
 
 
 def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
-             cfg: TrainConfig) -> tuple[int, list[dict[str, float]]]:
+             cfg: TrainConfig, aux: nn.Module | None = None) -> tuple[int, list[dict[str, float]]]:
     """Weights, optimizer state, RNG and history from the ``.state`` file (one atomic write, so consistent)."""
     path = state_path(out)
     if not (os.path.isfile(out) and os.path.isfile(path)):
@@ -291,6 +311,10 @@ def _restore(out: str, model: StackedHourglass, optim: torch.optim.Optimizer,
         model.load_state_dict(checkpoint.load(out)[0].state_dict())
     else:
         raise HGCError(f"--resume: {out} (step {info.meta.get('step')}) and {path} (step {step}) disagree")
+    if aux is not None:
+        if "aux" not in state:
+            raise HGCError(f"--resume: {path} has no state for the distillation adapters; resume with the same command")
+        aux.load_state_dict(state["aux"])
     optim.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return step, json.loads(state["history_json"])

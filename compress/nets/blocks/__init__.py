@@ -19,10 +19,12 @@ from compress.nets.blocks import (  # noqa: F401
 from compress.nets.blocks.registry import (
     BlockFactory,
     block_names,
+    block_paths,
     build_block,
     pruning_hints,
     register_block,
     residuals,
 )
 
-__all__ = ["BlockFactory", "block_names", "build_block", "pruning_hints", "register_block", "residuals"]
+__all__ = ["BlockFactory", "block_names", "block_paths", "build_block", "pruning_hints", "register_block",
+           "residuals"]

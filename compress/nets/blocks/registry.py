@@ -43,9 +43,11 @@ def build_block(name: str, cin: int, cout: int, norm: str, block_args: dict[str,
         raise HGCError(f"config.block: unknown block type {name!r}; registered: {', '.join(block_names())}")
     kwargs = {"size": size} if size is not None and name in _SIZED else {}
     try:
-        return _BLOCKS[name](cin, cout, norm, **{**kwargs, **(block_args or {})})
+        block = _BLOCKS[name](cin, cout, norm, **{**kwargs, **(block_args or {})})
     except TypeError as exc:
         raise HGCError(f"config.block_args for {name!r}: {exc}") from None
+    block.hgc_block = name  # marks the module as a registry block (``block_paths`` finds it by this)
+    return block
 
 
 def residuals(name: str, cin: int, cout: int, count: int, norm: str,
@@ -71,6 +73,19 @@ def pruning_hints(model: nn.Module) -> tuple[list[nn.Module], list[tuple[nn.Para
         if hasattr(module, "pruning_unwrapped"):
             unwrapped.extend(module.pruning_unwrapped())
     return ignored, unwrapped
+
+
+def block_paths(model: nn.Module) -> list[str]:
+    """``named_modules`` paths of every block ``build_block`` made inside ``model`` (outermost only).
+
+    Architecture swaps pair a student's blocks with the teacher's by these paths
+    (``stacks.0.hourglass.skip.0``, ``stem.res1.0``, …); a block nested in another block is not listed.
+    """
+    paths: list[str] = []
+    for name, module in model.named_modules():
+        if hasattr(module, "hgc_block") and not any(name.startswith(p + ".") for p in paths):
+            paths.append(name)
+    return paths
 
 
 def block_names() -> list[str]:
