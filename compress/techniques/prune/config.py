@@ -1,51 +1,23 @@
 """The one configuration of structured pruning: what a recipe's ``prune:`` mapping holds, validated once.
 
 ``PruneParams`` flows whole from the recipe (or ``hgc prune``) to the plan, the schedule and the
-fine-tuning phases; every default is declared here and nowhere else.
+fine-tuning phases (the shared ``compress.tuning.TuneParams``, one per iteration: phase t draws its
+samples with seed + t, so an N-step ``finetune`` control with seeds 0 … N-1 sees the same images); every
+default is declared here and nowhere else.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from compress.errors import HGCError
-from compress.steps import DistillParams, Params, bounded, choice, items, option
-from compress.train import TrainConfig
+from compress.steps import Params, bounded, choice, items, option
+from compress.tuning import TuneParams
 
 TARGETS = ("channels", "macs", "latency")
 IMPORTANCES = ("magnitude", "bn_scale", "taylor")
 SCOPES = ("local", "global")
 SCHEDULES = ("linear", "cubic")
 HEADS = ("whole", "joints")
-
-
-@dataclass
-class PruneFinetuneParams(Params):
-    """The fine-tuning phase after each pruning iteration (``compress.train``), distilled by default.
-
-    Phase ``t`` (0-based) draws its samples with seed ``seed + t``, so an N-phase control run of
-    ``finetune`` steps with seeds 0 … N-1 sees exactly the same images.
-    """
-
-    steps: int = bounded(250, 1, doc="optimizer steps after each pruning iteration", scale="steps")
-    batch_size: int = bounded(16, 1, doc="images per step")
-    lr: float = bounded(1e-4, 0.0, doc="learning rate (Adam)")
-    lr_milestones: list[float] = items(list, "fractions of each phase where lr drops (none: constant)",
-                                       low=0.0, high=1.0)
-    lr_gamma: float = bounded(0.1, 0.0, 1.0, doc="lr factor at each milestone")
-    seed: int = bounded(0, 0, doc="sample stream seed of the first phase (phase t uses seed + t)")
-    checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
-    distill: DistillParams | None = items(DistillParams, "FPD distillation from the unpruned teacher "
-                                                         "(null: ground truth only)")
-
-    def check(self) -> None:
-        self.train_config(0, "cpu")  # TrainConfig's own rules (milestones strictly inside (0, 1), lr > 0)
-
-    def train_config(self, phase: int, device: str) -> TrainConfig:
-        """The ``TrainConfig`` of fine-tuning phase ``phase``."""
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
-                           lr_milestones=list(self.lr_milestones), lr_gamma=self.lr_gamma, seed=self.seed + phase,
-                           checkpoint_every=self.checkpoint_every,
-                           distill_alpha=self.distill.alpha if self.distill else 0.5, device=device)
 
 
 @dataclass
@@ -82,8 +54,8 @@ class PruneParams(Params):
     latency_threads: int = bounded(1, 1, doc="latency: onnxruntime intra-op threads")
     slimming: SlimmingParams | None = option(None, "bn_scale: L1 on BatchNorm scales before and between "
                                                    "iterations: {l1: 1e-4, steps: 500}")
-    finetune: PruneFinetuneParams | None = items(PruneFinetuneParams, "fine-tuning after each iteration "
-                                                                      "(null: one-shot, no training)")
+    finetune: TuneParams | None = items(TuneParams, "fine-tuning after each iteration, distilled by default; "
+                                                    "phase t (from 0) draws with seed + t (null: one-shot)")
 
     def check(self) -> None:
         for name in ("ratio", "max_ratio"):

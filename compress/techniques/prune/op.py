@@ -69,7 +69,7 @@ def _phase(model: nn.Module, params: PruneParams, ctx: StepContext, phase: int, 
     """One fine-tuning phase, resumable from its own scratch checkpoint."""
     ft = params.finetune
     assert ft is not None  # callers check
-    cfg = dataclasses.replace(ft.train_config(seed_phase, ctx.device), steps=steps)
+    cfg = dataclasses.replace(ft.train_config(ctx.device), steps=steps, seed=ft.seed + seed_phase)
     work = ctx.scratch(f"phase{phase}.pt")
     ctx.scratch(f"phase{phase}.pt.state")
     resume = (ctx.resume and work.is_file() and work.with_name(work.name + ".state").is_file()

@@ -234,6 +234,9 @@ def plan_macs(model: nn.Module, params: PruneParams, macs_ratio: float, original
 
     An unreachable share (with this max_ratio, round_to, heads and exclude) is one error before any work.
     """
+    unchanged = plan_channels(model, params, 0.0, original, macs_original)
+    if unchanged.macs_removed >= macs_ratio:  # earlier iterations already removed enough
+        return unchanged
     top = params.max_ratio if params.scope == "local" else 0.99
     best = plan_channels(model, params, top, original, macs_original)
     if best.macs_removed < macs_ratio:
