@@ -20,8 +20,8 @@ from compress.nets.hourglass import StackedHourglass
 from compress.onnx_meta import read_metadata
 from compress.recipe import parse_recipe
 from compress.runner import read_json, run_recipe
-from compress.steps import Budget
-from compress.techniques.distill import SwapParams, block_mse, blockwise_init, build_student
+from compress.steps import Budget, StepContext
+from compress.techniques.distill import SwapParams, block_mse, blockwise_init, build_student, swap
 
 ROOT = Path(__file__).resolve().parents[2]
 TEACHER = HourglassConfig(stacks=2, features=16, depth=2, input_size=32)
@@ -170,3 +170,24 @@ def test_swapped_student_runs_saves_reloads_elsewhere_and_exports_with_parity(tm
     exported = read_metadata(Path(result.dir) / result.results["artifact"]["path"])  # the run's own export
     assert exported["parity"]["max_abs_diff"] <= 1e-4 and exported["config"] == info.config.to_dict()
     assert result.results["pckh_mean"] is not None
+
+
+def test_an_interrupted_swap_resumes_from_its_blockwise_result_and_training_checkpoint(tmp_path: Path) -> None:
+    params = SwapParams(config={"block": "dws"}, steps=2, blockwise_steps=2, batch_size=2, checkpoint_every=1)
+    teacher = _teacher()
+
+    def ctx(resume: bool) -> StepContext:
+        return StepContext(step_dir=tmp_path, data="synthetic", resume=resume, progress=False,
+                           teacher_loader=lambda: teacher, meta={"recipe_step": 0})
+
+    first = swap(_teacher(), params, ctx(False))  # leaves blockwise.pt and train.pt (the runner deletes them)
+    assert (tmp_path / "blockwise.pt").is_file() and (tmp_path / "train.pt").is_file()
+    again = swap(_teacher(), params, ctx(True))  # killed after the last training checkpoint
+    assert again.metrics["blockwise_resumed"] and again.metrics["resumed"]
+    for name in ("train.pt", "train.pt.state"):  # killed before the first training checkpoint
+        (tmp_path / name).unlink()
+    third = swap(_teacher(), params, ctx(True))
+    assert third.metrics["blockwise_resumed"] and not third.metrics["resumed"]
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+        assert torch.equal(value, third.model.state_dict()[key]), key
