@@ -5,7 +5,7 @@ session wrapped by ``compress.runtime``), so accuracy is measured on the artifac
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +17,7 @@ from compress.errors import HGCError
 from compress.io import check_output
 from compress.metrics import PCKhResult, evaluate_predictions
 from compress.mpii_eval import write_preds_mat
-from compress.runtime import TorchPredictor, load_predictor
+from compress.runtime import TorchPredictor, describe_predictor, load_predictor
 
 Predictor = Callable[[np.ndarray], np.ndarray]
 
@@ -33,6 +33,7 @@ class EvalReport:
     skipped: int = 0  # records left out by skip_bad (unreadable or missing images)
     records: np.ndarray | None = None  # (N,) record index in the annotation file of each prediction
     total_records: int = 0  # records the source's annotation file holds (kept or skipped)
+    ran: dict[str, Any] = field(default_factory=dict)  # runtime, threads, precision hint, executed precision
 
 
 def flip_averaged(predict: Predictor, input_width: int) -> Predictor:
@@ -92,8 +93,12 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
 
 
 def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool = False, device: str = "cpu",
-                  batch_size: int = 32, skip_bad: bool = False, preds_out: str | None = None) -> EvalReport:
+                  batch_size: int = 32, skip_bad: bool = False, preds_out: str | None = None,
+                  runtime: str | None = None, precision: str | None = None, threads: int | None = None) -> EvalReport:
     """``hgc eval``: load a checkpoint (or an exported model), evaluate it, optionally write preds.mat.
+
+    ``runtime``/``precision``/``threads`` choose how an exported model runs (``load_predictor``); the report's
+    ``ran`` records it, the executed precision included (OpenVINO may run fp32 as bf16).
 
     preds.mat has one row per record of the annotation file, in file order (what the official scripts
     expect); records without a prediction (skipped images) are NaN, which the official scoring counts wrong.
@@ -102,8 +107,9 @@ def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool 
         if limit is not None:
             raise HGCError("--preds needs every record: drop --limit")
         check_output(preds_out)
-    predictor = load_predictor(path, device=device)
+    predictor = load_predictor(path, device=device, runtime=runtime, precision=precision, threads=threads)
     report = evaluate(predictor, data, limit=limit, flip=flip, batch_size=batch_size, skip_bad=skip_bad)
+    report.ran = describe_predictor(predictor)
     if preds_out:
         full = np.full((report.total_records, *report.preds.shape[1:]), np.nan)
         full[report.records] = report.preds

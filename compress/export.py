@@ -88,6 +88,11 @@ def _source(model_or_path: Any) -> tuple[torch.nn.Module, dict[str, Any], list[d
     raise HGCError(f"export: expected a checkpoint path or a StackedHourglass, got {type(model_or_path).__name__}")
 
 
+def source_model(model_or_path: Any) -> tuple[torch.nn.Module, dict[str, Any], list[dict[str, Any]], str | None]:
+    """(model, meta, lineage, parent sha256) of what an exporter was given: the other exporters' entry point."""
+    return _source(model_or_path)
+
+
 def _to_onnx(model: torch.nn.Module, size: int, opset: int, dynamic_batch: bool) -> Any:
     """Trace ``model`` with torch.export and translate it to an ONNX ``ModelProto`` (in memory only)."""
     example = torch.rand(2 if dynamic_batch else 1, 3, size, size)  # batch 2: avoid 0/1 specialisation

@@ -20,6 +20,7 @@ import yaml
 
 from compress.data.dataset import train_spec
 from compress.errors import HGCError
+from compress.runtime_openvino import available as openvino_available
 from compress.steps import Params, bounded, choice, describe, get_op, items, option, registered_ops, unknown_key_error
 
 # runtime name → (what is timed: "onnx" artifact or "pt" checkpoint, device, onnxruntime provider, compile)
@@ -31,10 +32,24 @@ RUNTIMES: dict[str, tuple[str, str, str | None, bool]] = {
     "torch-cuda": ("pt", "cuda", None, False),
     "torch.compile-cpu": ("pt", "cpu", None, True),
     "torch.compile-cuda": ("pt", "cuda", None, True),
+    "openvino-cpu": ("onnx", "cpu", None, False),  # OpenVINO's CPU plugin (the openvino extra)
 }
 TOP_KEYS = ("name", "description", "base", "teacher", "data", "eval_data", "steps", "evaluate", "measure")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@=,+-]{0,119}")
 DEFAULT_BASE = "models/hg2-128.pt"
+
+
+def runtime_engine(name: str) -> str:
+    """The engine behind a ``measure.runtimes`` name: ``onnxruntime``, ``openvino`` or ``torch``."""
+    return "torch" if name.startswith("torch") else name.rsplit("-", 1)[0]
+
+
+def default_runtimes() -> list[str]:
+    """onnxruntime-cpu and torch-cpu, plus openvino-cpu where the openvino extra is installed.
+
+    Decided when the recipe is read; the normalized recipe (``recipe.yaml`` of the run) records the list.
+    """
+    return ["onnxruntime-cpu", "torch-cpu"] + (["openvino-cpu"] if openvino_available() else [])
 
 
 @dataclass
@@ -51,7 +66,8 @@ class EvaluateParams(Params):
 class MeasureParams(Params):
     """How the final artifact is timed: runtimes, batch sizes, timed runs, warm-up and threads."""
 
-    runtimes: list[str] = items(lambda: ["onnxruntime-cpu", "torch-cpu"], "runtimes to time",
+    runtimes: list[str] = items(default_runtimes, "runtimes to time (and to score on: OpenVINO evaluates as it runs; "
+                                "default: onnxruntime-cpu, torch-cpu, and openvino-cpu when installed)",
                                 choices=tuple(RUNTIMES))
     batch: list[int] = items(lambda: [1, 8], "batch sizes to time", low=1)
     runs: int = bounded(50, 1, doc="timed runs per runtime and batch (≥ 50 for reported numbers)", scale="runs")

@@ -11,7 +11,6 @@ import html
 import io
 import math
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +20,8 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.pareto import pareto_front
-from compress.results import latency_column, results_table
+from compress.measure.machine import deciding_features
+from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
 
 
 @dataclass
@@ -29,29 +29,34 @@ class Report:
     """What ``build_report`` chose and wrote."""
 
     out: str
-    table: pd.DataFrame
+    table: pd.DataFrame  # one row per (run, runtime)
     baseline: str | None
-    latency: str
+    latency: str  # ``p50_ms:<runtime>:b<batch>``, ``*`` for every runtime
     smallest: str | None = None
     fastest: str | None = None
+    smallest_runtime: str | None = None
+    fastest_runtime: str | None = None
+    runtimes: list[str] = field(default_factory=list)
+    machine: str = ""
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
-def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> str:
-    columns = [c for c in frame.columns if c.startswith("p50_ms:")]
-    runtimes = sorted({c.split(":")[1] for c in columns})
-    if runtime is None:
-        counts = Counter(c.split(":")[1] for c in columns for _ in range(int(frame[c].notna().sum())))
-        runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (counts.most_common(1) or [("", 0)])[0][0]
-    if runtime not in runtimes:
-        raise HGCError(f"--runtime {runtime}: no run was timed with it (timed: {', '.join(runtimes) or 'none'})")
-    batches = sorted(int(c.rsplit(":b", 1)[1]) for c in columns if c.split(":")[1] == runtime)
+def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
+    """(runtimes, batch) of the report: ``runtime`` alone, or every runtime timed at ``batch`` (default 1)."""
+    timed = runtimes_timed(frame)
+    if runtime is not None and runtime not in timed:
+        raise HGCError(f"--runtime {runtime}: no run was timed with it (timed: {', '.join(timed) or 'none'})")
+    if not timed:
+        return [], batch or 1
+    chosen = [runtime] if runtime else list(timed)
+    batches = sorted({b for rt in chosen for b in timed[rt]})
     if batch is None:
         batch = 1 if 1 in batches else batches[0]
     if batch not in batches:
-        raise HGCError(f"--batch {batch}: {runtime} was timed at batch {', '.join(map(str, batches))}")
-    return latency_column(runtime, batch)
+        raise HGCError(f"--batch {batch}: {' and '.join(chosen)} {'was' if len(chosen) == 1 else 'were'} timed at "
+                       f"batch {', '.join(map(str, batches))}")
+    return [rt for rt in chosen if batch in timed[rt]], batch
 
 
 def _pick_baseline(frame: pd.DataFrame, baseline: str | None) -> str | None:
@@ -65,35 +70,40 @@ def _pick_baseline(frame: pd.DataFrame, baseline: str | None) -> str | None:
     return str(chosen.run.iloc[0]) if len(chosen) else None
 
 
-def analyse(frame: pd.DataFrame, latency: str, baseline: str | None, max_drop: float) -> tuple[pd.DataFrame, str | None, str | None, str]:
-    """Add ratio, Δ and front columns; return (table, smallest, fastest, reference) within ``max_drop``.
+def analyse(frame: pd.DataFrame, baseline: str | None, max_drop: float
+            ) -> tuple[pd.DataFrame, int | None, int | None, str]:
+    """Add ratio, Δ and front columns to the (run, runtime) rows; return (table, smallest, fastest, reference).
 
-    The reference is the baseline, or the most accurate run when there is none.
+    ``smallest``/``fastest`` are row positions within ``max_drop`` of the reference: the baseline's best PCKh
+    over its runtimes, or the most accurate row when there is no baseline. ×faster compares with the
+    baseline on the same runtime, ×vs best base with the baseline on its fastest runtime.
     """
     frame = frame.copy()
-    lat = frame[latency] if latency in frame else pd.Series(math.nan, index=frame.index)
-    frame["latency_ms"] = lat
     frame["front_latency"] = pareto_front(frame, maximize="pckh", minimize="latency_ms")
     frame["front_size"] = pareto_front(frame, maximize="pckh", minimize="bytes")
     frame["front"] = [", ".join(n for n, on in (("latency", a), ("size", b)) if on)
                       for a, b in zip(frame.front_latency, frame.front_size)]
     if baseline is not None:
-        base = frame[frame.run == baseline].iloc[0]
-        frame["x_smaller"] = base.bytes / frame.bytes
-        frame["x_faster"] = base.latency_ms / frame.latency_ms
-        frame["d_pckh"] = frame.pckh - base.pckh
-        ref_name, ref = baseline, base.pckh
+        base = frame[frame.run == baseline]
+        same = frame.runtime.map(dict(zip(base.runtime, base.latency_ms)))
+        base_pckh = frame.runtime.map(dict(zip(base.runtime, base.pckh))).fillna(base.pckh.iloc[0])
+        frame["x_smaller"] = base.bytes.iloc[0] / frame.bytes
+        frame["x_faster"] = same / frame.latency_ms
+        frame["x_vs_best_base"] = base.latency_ms.min() / frame.latency_ms
+        frame["d_pckh"] = frame.pckh - base_pckh
+        ref_name, ref = baseline, base.pckh.max()
     else:
-        frame["x_smaller"] = frame["x_faster"] = frame["d_pckh"] = math.nan
+        frame["x_smaller"] = frame["x_faster"] = frame["x_vs_best_base"] = frame["d_pckh"] = math.nan
         best = frame.loc[frame.pckh.idxmax()] if frame.pckh.notna().any() else None
         ref_name, ref = (str(best.run), best.pckh) if best is not None else ("", math.nan)
-    eligible = frame[frame.pckh >= ref - max_drop]
-    smallest = str(eligible.loc[eligible.bytes.idxmin()].run) if len(eligible) else None
-    timed = eligible[eligible.latency_ms.notna()]
-    fastest = str(timed.loc[timed.latency_ms.idxmin()].run) if len(timed) else None
     order = frame.run.map(lambda r: 0 if r == baseline else 1)
     frame = frame.assign(_o=order).sort_values(["_o", "pckh"], ascending=[True, False]).drop(columns="_o")
-    return frame.reset_index(drop=True), smallest, fastest, ref_name
+    frame = frame.reset_index(drop=True)
+    eligible = frame[frame.pckh >= ref - max_drop]
+    smallest = int(eligible.bytes.idxmin()) if len(eligible) else None
+    timed = eligible[eligible.latency_ms.notna()]
+    fastest = int(timed.latency_ms.idxmin()) if len(timed) else None
+    return frame, smallest, fastest, ref_name
 
 
 def short_label(run: str) -> str:
@@ -135,7 +145,7 @@ def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, basel
     if show_floor:
         ax.axhline(floor, color="tab:red", linestyle=":", linewidth=1, label=floor_label, zorder=1)
     for i, (_, r) in enumerate(pts.iterrows()):
-        ax.annotate(short_label(r.run), (r[x], r.pckh), xytext=(6, 4 if i % 2 == 0 else -10),
+        ax.annotate(r.label, (r[x], r.pckh), xytext=(6, 4 if i % 2 == 0 else -10),
                     textcoords="offset points", fontsize=8, color="0.15")
     ax.set_xscale("log")
     if len(pts):
@@ -162,10 +172,10 @@ def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, basel
     return png.getvalue(), svg.getvalue()
 
 
-DISPLAY = {"run": "run", "steps": "steps", "precision": "precision", "pckh": "PCKh@0.5", "d_pckh": "ΔPCKh",
-           "pckh01": "PCKh@0.1", "auc": "AUC", "params": "params", "macs": "MMACs", "bytes": "MB",
-           "gzip_bytes": "gzip MB", "x_smaller": "×smaller", "latency_ms": "p50 ms", "x_faster": "×faster",
-           "front": "front"}
+DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "precision": "precision (executed)",
+           "pckh": "PCKh@0.5", "d_pckh": "ΔPCKh", "pckh01": "PCKh@0.1", "auc": "AUC", "params": "params",
+           "macs": "MMACs", "bytes": "MB", "gzip_bytes": "gzip MB", "x_smaller": "×smaller", "latency_ms": "p50 ms",
+           "x_faster": "×faster", "x_vs_best_base": "×vs best base", "front": "front"}
 
 
 def display_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -179,9 +189,10 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     shown["gzip_bytes"] = shown.gzip_bytes / 1e6
     fmt = {"pckh": "{:.2f}", "d_pckh": "{:+.2f}", "pckh01": "{:.2f}", "auc": "{:.2f}", "params": "{:,.0f}",
            "macs": "{:.1f}", "bytes": "{:.3f}", "gzip_bytes": "{:.3f}", "x_smaller": "{:.2f}×",
-           "latency_ms": "{:.3g}", "x_faster": "{:.2f}×"}
+           "latency_ms": "{:.3g}", "x_faster": "{:.2f}×", "x_vs_best_base": "{:.2f}×"}
     for col, spec in fmt.items():
         shown[col] = [spec.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else "" for v in shown[col]]
+    shown["runtime"] = shown.runtime.fillna("")
     return shown.rename(columns=DISPLAY)
 
 
@@ -192,34 +203,44 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _summary(rep: Report, frame: pd.DataFrame, max_drop: float, reference: str) -> list[str]:
+def _summary(rep: Report, frame: pd.DataFrame, picks: dict[str, int | None], max_drop: float,
+             reference: str) -> list[str]:
     lines = []
-    for label, run in (("smallest", rep.smallest), ("fastest", rep.fastest)):
-        if run is None:
+    for label, index in picks.items():
+        if index is None:
             lines.append(f"- {label}: no run within {max_drop:g} PCKh of {reference or 'the best run'}")
             continue
-        r = frame[frame.run == run].iloc[0]
+        r = frame.loc[index]
         ratio = r.x_smaller if label == "smallest" else r.x_faster
         extra = f", {ratio:.2f}× {'smaller' if label == 'smallest' else 'faster'}" if math.isfinite(ratio) else ""
+        if label == "fastest" and math.isfinite(r.x_vs_best_base):
+            extra += f" ({r.x_vs_best_base:.2f}× vs the baseline on its fastest runtime)"
         delta = f" ({r.d_pckh:+.2f})" if math.isfinite(r.d_pckh) else ""
-        lines.append(f"- **{label}**: `{run}` — {r.bytes / 1e6:.3f} MB, {r.latency_ms:.3g} ms, "
-                     f"PCKh@0.5 {r.pckh:.2f}{delta}{extra}")
+        where = f" on {r.runtime}" if isinstance(r.runtime, str) else ""
+        lines.append(f"- **{label}**: `{r.run}`{where} ({r.precision}) — {r.bytes / 1e6:.3f} MB, "
+                     f"{r.latency_ms:.3g} ms, PCKh@0.5 {r.pckh:.2f}{delta}{extra}")
     return lines
 
 
-def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], max_drop: float, reference: str,
-           images: dict[str, bytes]) -> tuple[str, str]:
+def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[str, int | None], max_drop: float,
+           reference: str, images: dict[str, bytes]) -> tuple[str, str]:
     """(report.md, report.html) from the analysed table; the HTML embeds the PNGs as base64."""
     table = display_table(frame)
-    head = [f"{len(frame)} runs from {', '.join(map(str, runs))}.",
+    head = [f"{frame.run.nunique()} runs × {len(rep.runtimes) or 'no'} runtimes = {len(frame)} rows from "
+            f"{', '.join(map(str, runs))}; the pareto fronts are drawn over every (run, runtime) row.",
             f"Baseline: `{rep.baseline}`." if rep.baseline else "No baseline run (ratios are blank; "
             "name one with --baseline or include a run without steps).",
-            f"Latency: p50 of `{rep.latency.split(':')[1]}` at batch {rep.latency.rsplit(':b', 1)[1]}."]
-    summary = _summary(rep, frame, max_drop, reference)
+            f"Latency: p50 of {', '.join(f'`{r}`' for r in rep.runtimes) or 'no runtime'} at batch "
+            f"{rep.latency.rsplit(':b', 1)[1]}.",
+            *([f"Machine: {rep.machine}."] if rep.machine else [])]
+    summary = _summary(rep, frame, picks, max_drop, reference)
     notes = [f"- ⚠ {n}" for n in rep.notes]
-    legend = ("`front`: on the PCKh-vs-latency and/or PCKh-vs-size pareto front (no other run is at least as "
-              "accurate and at least as small/fast, and strictly better in one). ×smaller = baseline bytes / "
-              "bytes; ×faster = baseline p50 / p50; ΔPCKh = PCKh − baseline PCKh.")
+    legend = ("`front`: on the PCKh-vs-latency and/or PCKh-vs-size pareto front (no other (run, runtime) row is "
+              "at least as accurate and at least as small/fast, and strictly better in one). ×smaller = baseline "
+              "bytes / bytes; ×faster = baseline p50 on the same runtime / p50; ×vs best base = baseline p50 on "
+              "its fastest runtime / p50; ΔPCKh = PCKh − baseline PCKh on the same runtime. PCKh is scored as "
+              "each runtime runs the artifact where that differs (OpenVINO: its precision hint); precision "
+              "says what executed, e.g. `fp32 (run as bf16)`.")
     md = "\n".join(["# Compression report", "", *head, "", *([*notes, ""] if notes else []),
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
                     _markdown_table(table), "", legend, "", *_quant_section(frame), "## Plots", "",
@@ -242,7 +263,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], max_drop: floa
 
 def _quant_section(frame: pd.DataFrame) -> list[str]:
     """Markdown lines: per int8 run, the convs that run as int8 kernels and the ops left in float."""
-    rows = frame[frame.int8_convs.notna() & (frame.precision == "int8")]
+    rows = frame[frame.int8_convs.notna() & (frame.artifact_precision == "int8")].drop_duplicates("run")
     if rows.empty:
         return []
     lines = ["## int8 kernels (onnxruntime's optimized graph)", "",
@@ -262,10 +283,23 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
                     "quantize step lists the reasons per op type.", ""]
 
 
+def _machine_line(raw: pd.DataFrame) -> str:
+    """CPU, ISA flags and the features that decided int8/bf16 speed (and OpenVINO's capabilities), first run's."""
+    known = raw[raw.cpu.notna()]
+    if known.empty:
+        return ""
+    first = known.iloc[0]
+    isa = first.isa if isinstance(first.isa, str) else ""
+    caps = first.openvino_capabilities
+    ov = f"; OpenVINO CPU capabilities {caps}" if isinstance(caps, str) and caps else ""
+    return f"{first.cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
+
+
 def _notes(frame: pd.DataFrame) -> list[str]:
     notes = []
     if frame.quick.any():
-        notes.append(f"{int(frame.quick.sum())} run(s) used --quick (training cut to 1 %, few samples, few "
+        quick = int(frame.drop_duplicates("run").quick.sum())
+        notes.append(f"{quick} run(s) used --quick (training cut to 1 %, few samples, few "
                      "timed runs): smoke-test numbers, not results")
     cpus = sorted({str(c) for c in frame.cpu.dropna()})
     if len(cpus) > 1:
@@ -277,26 +311,34 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
                  batch: int | None = None, baseline: str | None = None) -> Report:
     """Collect every results.json under ``runs`` and write the report files into ``out``.
 
-    ``runtime``/``batch`` choose the latency column the front and ×faster use (default onnxruntime-cpu,
-    batch 1); ``max_drop`` names the smallest and the fastest run within that PCKh drop of the baseline.
+    The table has one row per (run, runtime) timed at ``batch`` (default 1): ``runtime`` keeps one runtime
+    (default: all of them), and the fronts are drawn over every row; ``max_drop`` names the smallest and the
+    fastest (run, runtime) within that PCKh drop of the baseline.
     """
     if not max_drop >= 0:
         raise HGCError(f"--max-drop {max_drop}: must be ≥ 0")
     raw = results_table(runs)
-    latency = _pick_latency(raw, runtime, batch)
+    runtimes, batch = _pick_latency(raw, runtime, batch)
     base = _pick_baseline(raw, baseline)
-    frame, smallest, fastest, reference = analyse(raw, latency, base, max_drop)
-    rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=smallest, fastest=fastest,
-                 notes=_notes(frame))
+    rows = runtime_rows(raw, runtimes, batch)
+    rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
+                     for r, rt in zip(rows.run, rows.runtime)]
+    frame, smallest, fastest, reference = analyse(rows, base, max_drop)
+    picks = {"smallest": smallest, "fastest": fastest}
+    pick = {k: (None, None) if i is None else (str(frame.run[i]), frame.runtime[i]) for k, i in picks.items()}
+    latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
+    rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
+                 fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
+                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame))
     ref = frame[frame.run == reference].pckh
-    floor = float(ref.iloc[0]) - max_drop if len(ref) else None
+    floor = float(ref.max()) - max_drop if len(ref) else None
     floor_label = f"{reference} − {max_drop:g} PCKh (--max-drop)"
-    _, rt, b = latency.split(":")
-    plots = {"pckh_vs_latency": plot(frame, "latency_ms", f"p50 latency, {rt} batch {b[1:]} (ms, log)",
+    where = runtimes[0] if len(runtimes) == 1 else "each row's runtime"
+    plots = {"pckh_vs_latency": plot(frame, "latency_ms", f"p50 latency, {where}, batch {batch} (ms, log)",
                                      "PCKh vs latency", "front_latency", base, floor, floor_label),
              "pckh_vs_size": plot(frame.assign(mb=frame.bytes / 1e6), "mb", "artifact size on disk (MB, log)",
                                   "PCKh vs size", "front_size", base, floor, floor_label)}
-    md, page = _texts(rep, frame, runs, max_drop, reference, {k: v[0] for k, v in plots.items()})
+    md, page = _texts(rep, frame, runs, picks, max_drop, reference, {k: v[0] for k, v in plots.items()})
     try:
         os.makedirs(out, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

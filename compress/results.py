@@ -74,7 +74,8 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "params": data["params"], "macs": data.get("macs"), "bytes": data["bytes"],
            "gzip_bytes": data.get("gzip_bytes"), "lzma_bytes": data.get("lzma_bytes"),
            "quick": bool(data.get("quick")), "samples": (data.get("evaluate") or {}).get("samples"),
-           "cpu": (data.get("machine") or {}).get("cpu"), "threads": None,
+           "cpu": (data.get("machine") or {}).get("cpu"), "isa": (data.get("machine") or {}).get("isa"),
+           "openvino_capabilities": (data.get("machine") or {}).get("openvino_capabilities"), "threads": None,
            "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path)}
     row.update(_quant_columns(data["steps"]))
     for lat in data["latency"]:
@@ -83,7 +84,51 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
         for stat in ("p50", "p90"):
             row[latency_column(lat["runtime"], lat["batch"], stat)] = _float(lat.get(f"{stat}_ms"))
         row["threads"] = lat.get("threads")
+        if lat.get("executed"):
+            row[f"executed:{lat['runtime']}"] = lat["executed"]
+    for runtime, acc in (data.get("accuracy_by_runtime") or {}).items():  # scored as that runtime runs it
+        row.update({f"pckh:{runtime}": _float(acc.get("pckh_mean")),
+                    f"pckh01:{runtime}": _float(acc.get("pckh01_mean")), f"auc:{runtime}": _float(acc.get("auc"))})
+        if acc.get("executed"):
+            row[f"executed:{runtime}"] = acc["executed"]
     return row
+
+
+def runtimes_timed(frame: pd.DataFrame) -> dict[str, list[int]]:
+    """Runtime → the batch sizes it timed, over every row of ``results_table``."""
+    found: dict[str, set[int]] = {}
+    for column in frame.columns:
+        if column.startswith("p50_ms:") and frame[column].notna().any():
+            _, runtime, batch = column.split(":")
+            found.setdefault(runtime, set()).add(int(batch[1:]))
+    return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def runtime_rows(frame: pd.DataFrame, runtimes: Sequence[str], batch: int) -> pd.DataFrame:
+    """One row per (run, runtime) timed at ``batch``: the report's runtime dimension.
+
+    ``latency_ms`` is that runtime's p50; ``pckh``/``pckh01``/``auc`` are its own scores where it was evaluated
+    as it runs (OpenVINO), else the run's; ``precision`` says what executed (``fp32 (run as bf16)``) and
+    ``artifact_precision`` what the file is. A run no runtime timed keeps one row with a blank runtime.
+    """
+    rows = []
+    for record in frame.to_dict("records"):
+        timed = [rt for rt in runtimes if _present(record.get(latency_column(rt, batch)))]
+        for runtime in timed or [None]:
+            row = {**record, "runtime": runtime, "artifact_precision": record.get("precision"),
+                   "latency_ms": record.get(latency_column(runtime, batch)) if runtime else math.nan}
+            if runtime and _present(record.get(f"pckh:{runtime}")):
+                row.update(pckh=record[f"pckh:{runtime}"], pckh01=record.get(f"pckh01:{runtime}"),
+                           auc=record.get(f"auc:{runtime}"))
+            executed = record.get(f"executed:{runtime}") if runtime else None
+            if isinstance(executed, str):
+                row["precision"] = executed
+            rows.append(row)
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _quant_columns(steps: list[dict[str, Any]]) -> dict[str, Any]:

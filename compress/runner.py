@@ -28,13 +28,14 @@ from compress.export import export_onnx
 from compress.io import sha256_file, write_text
 from compress.measure.bench import bench_models, model_cost
 from compress.measure.cost import count_macs, count_params
-from compress.measure.machine import machine_info
+from compress.measure.machine import deciding_features, machine_info
 from compress.measure.sizes import file_sizes
 from compress.nets import checkpoint as ckpt
 from compress.packed.files import unpack_file
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
-from compress.recipe import RUNTIMES, Recipe, check_inputs
-from compress.runtime import load_predictor, resolve_providers
+from compress.recipe import RUNTIMES, Recipe, check_inputs, runtime_engine
+from compress.runtime import describe_predictor, load_predictor, resolve_providers
+from compress.runtime_openvino import IR_SUFFIX, import_openvino
 from compress.steps import Budget, StepContext, StepResult, get_op
 
 RESULTS_FORMAT = "hgc-results/1"
@@ -158,7 +159,9 @@ def preflight(recipe: Recipe, checkpoint_path: str | None, device: str) -> tuple
         raise HGCError(f"{recipe.source or 'recipe'}: {', '.join(wants)} needs CUDA, which this machine does not have")
     for name in recipe.measure.runtimes:
         kind, dev, provider, _ = RUNTIMES[name]
-        if kind == "onnx":
+        if runtime_engine(name) == "openvino":
+            import_openvino()  # not installed: one line naming the extra
+        elif kind == "onnx":
             resolve_providers(provider, dev)
     return base, teacher
 
@@ -360,15 +363,22 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
     export (``fp32_export``); otherwise they are skipped and ``skipped_runtimes`` says why.
     """
     ev, ms = inputs["evaluate"], inputs["measure"]
-    predictor = load_predictor(artifact, device=_eval_device(artifact, device))
+    cost, sizes = model_cost(artifact), file_sizes(artifact)
+    bf16 = cost["precision"] == "bf16"  # made for OpenVINO: onnxruntime cannot run it
+    predictor = load_predictor(artifact, device=_eval_device(artifact, device), runtime="openvino" if bf16 else None)
     report = evaluate(predictor, inputs["eval_data"], limit=ev["limit"], flip=ev["flip"], batch_size=ev["batch_size"])
     pckh = report.result.to_dict()
     write_json(final / "eval.json", {"data": inputs["eval_data"], "samples": len(report.indices),
                                                      **ev, **pckh})
-    cost, sizes = model_cost(artifact), file_sizes(artifact)
-    latency, notes, machine, skipped = [], [], machine_info(), {}
+    primary = _accuracy(predictor, report)
+    latency, notes, machine, skipped, by_runtime = [], [], machine_info(), {}, {}
     for name in ms["runtimes"]:
         kind, dev, provider, compiled = RUNTIMES[name]
+        engine = runtime_engine(name)
+        if engine == "onnxruntime" and (bf16 or artifact.endswith(IR_SUFFIX)):
+            what = "bf16" if bf16 else "an OpenVINO IR"
+            skipped[name] = f"artifact {os.path.basename(artifact)} is {what}; onnxruntime cannot run it"
+            continue
         if kind != "onnx" and not fp32_export:
             skipped[name] = (f"artifact is {cost['precision'] or 'a non-fp32'} "
                              f"{'ONNX' if artifact.endswith('.onnx') else 'file'} "
@@ -376,26 +386,51 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
             continue
         if kind == "onnx" and artifact.endswith(PACKED_SUFFIX):
             timed = _unpacked_onnx(artifact, final, notes, name)
-        elif kind == "onnx" and not artifact.endswith(".onnx"):
+        elif kind == "onnx" and not artifact.endswith((".onnx", IR_SUFFIX)):
             notes.append(f"{name}: not timed, the artifact {os.path.basename(artifact)} is not an ONNX file")
             continue
         else:
             timed = artifact if kind == "onnx" else model_path
+        if engine == "openvino":  # scored as it runs: the same precision hint as the timing below
+            by_runtime[name] = primary if predictor.runtime == "openvino" and timed == artifact else \
+                _score_on(timed, engine, ms["threads"], inputs)
         bench = bench_models([timed], batches=ms["batch"], runs=ms["runs"], warmup=ms["warmup"],
-                             threads=ms["threads"], device=dev, provider=provider if timed.endswith(".onnx") else None,
-                             compile=compiled)
-        machine = bench.machine
+                             threads=ms["threads"], device=dev, provider=provider if engine == "onnxruntime" else None,
+                             compile=compiled, runtimes=[engine])
+        machine = {**machine, **bench.machine}
         for row in bench.table.to_dict("records"):
+            if engine == "openvino" and row["precision_hint"] != by_runtime[name]["precision_hint"]:
+                raise HGCError(f"{name}: timed with precision hint {row['precision_hint']} but scored with "
+                               f"{by_runtime[name]['precision_hint']}")
             latency.append({"runtime": name, "batch": int(row["batch"]), "timed": os.path.basename(timed),
                             **{k: row[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "threads",
-                                                    "provider", "runs", "warmup")}})
-    return {"evaluate": {"data": inputs["eval_data"], "samples": len(report.indices), "runtime": predictor.runtime,
-                         "provider": predictor.provider, **ev},
+                                                    "provider", "runs", "warmup")},
+                            **({k: row[k] for k in ("streams", "precision_hint", "executed")}
+                               if engine == "openvino" else {})})
+    machine["deciding"] = deciding_features(machine.get("isa") or "")
+    return {"evaluate": {"data": inputs["eval_data"], "samples": len(report.indices),
+                         **describe_predictor(predictor), "provider": predictor.provider, **ev},
+            "accuracy_by_runtime": by_runtime,
             "pckh": pckh, "pckh_mean": pckh["Mean"], "pckh01_mean": pckh["Mean@0.1"], "auc": pckh["AUC"],
             "precision": cost["precision"], "params": cost["params"], "macs": cost["macs"],
             "bytes": sizes["bytes"], "gzip_bytes": sizes["gzip_bytes"], "lzma_bytes": sizes["lzma_bytes"],
             "latency": latency, "skipped_runtimes": skipped, "machine": machine,
             "lineage": cost.get("lineage", []), "notes": notes}
+
+
+def _score_on(path: str, engine: str, threads: int | None, inputs: dict[str, Any]) -> dict[str, Any]:
+    """PCKh of ``path`` as ``engine`` runs it (OpenVINO: its precision hint decides the numerics) and what ran."""
+    ev = inputs["evaluate"]
+    predictor = load_predictor(path, runtime=engine, threads=threads)
+    report = evaluate(predictor, inputs["eval_data"], limit=ev["limit"], flip=ev["flip"], batch_size=ev["batch_size"])
+    return _accuracy(predictor, report)
+
+
+def _accuracy(predictor: Any, report: Any) -> dict[str, Any]:
+    """An ``accuracy_by_runtime`` entry: the scores of one evaluation and what ran it."""
+    pckh = report.result.to_dict()
+    return {"pckh": pckh, "pckh_mean": pckh["Mean"], "pckh01_mean": pckh["Mean@0.1"], "auc": pckh["AUC"],
+            "samples": len(report.indices), **describe_predictor(predictor)}
 
 
 def _unpacked_onnx(artifact: str, final: Path, notes: list[str], runtime: str) -> str:

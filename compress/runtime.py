@@ -2,7 +2,8 @@
 
 A predictor is a callable float32 N×3×H×W → N×J×h×w with an ``input_size`` attribute, so evaluation
 and timing do not care whether a PyTorch checkpoint (eager or ``torch.compile``, CPU or CUDA) or an
-exported ONNX file (onnxruntime with any installed execution provider) runs underneath.
+exported ONNX file (onnxruntime with any installed execution provider, or OpenVINO: ``runtime_openvino``)
+runs underneath.
 
 Every predictor also says what it is (``runtime``, ``provider``, ``device``, ``threads``, ``path``) so
 a timing row records exactly what was timed.
@@ -21,6 +22,7 @@ import torch
 from compress.errors import HGCError, first_line
 from compress.onnx_meta import read_metadata
 from compress.packed.model import load_model
+from compress.runtime_openvino import IR_SUFFIX, OpenVinoPredictor
 
 # Short names accepted for onnxruntime execution providers (full names are accepted too).
 PROVIDER_ALIASES = {
@@ -32,6 +34,7 @@ PROVIDER_ALIASES = {
     "dnnl": "DnnlExecutionProvider",
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+RUNTIME_NAMES = ("onnxruntime", "openvino", "torch")  # the engines behind ``runtime=`` / ``--runtime``
 
 
 def check_device(device: str, need_torch_cuda: bool = True) -> str:
@@ -209,14 +212,26 @@ class OrtPredictor:
 
 
 def load_predictor(path: str, device: str = "cpu", provider: str | None = None, threads: int | None = None,
-                   compile: bool = False) -> Any:
+                   compile: bool = False, runtime: str | None = None, precision: str | None = None) -> Any:
     """Open a checkpoint (``.pt`` or packed ``.hgz``, PyTorch) or an exported ``.onnx`` (onnxruntime) as a predictor.
 
     ``provider`` picks the onnxruntime execution provider (cpu, cuda, tensorrt or a full name);
     ``compile`` wraps a checkpoint in ``torch.compile``; unknown file kinds are a one-line error.
+    ``runtime`` ``openvino`` runs an ONNX file (or an IR ``.xml``, which always runs there) in OpenVINO with
+    the ``precision`` hint (``compress.runtime_openvino``); onnxruntime refuses a precision it cannot run.
     """
     if not os.path.isfile(path):
         raise HGCError(f"{path}: no such model file")
+    if threads is not None and threads < 1:
+        raise HGCError(f"--threads {threads}: must be ≥ 1")
+    runtime = check_runtime_name(runtime, path)
+    if runtime == "openvino":
+        if provider is not None or compile:
+            raise HGCError(f"{path}: --{'provider' if provider else 'compile'} does not apply to the openvino runtime")
+        return OpenVinoPredictor(path, device, threads, precision)
+    if precision not in (None, "fp32"):
+        raise HGCError(f"--precision {precision}: applies to the openvino runtime (its INFERENCE_PRECISION_HINT); "
+                       f"{runtime or 'onnxruntime'} runs {os.path.basename(path)} in its own precision")
     if path.endswith((".pt", ".hgz")):
         if provider is not None:
             raise HGCError(f"{path}: --provider applies to ONNX files; a checkpoint runs in PyTorch")
@@ -225,5 +240,41 @@ def load_predictor(path: str, device: str = "cpu", provider: str | None = None, 
     if path.endswith(".onnx"):
         if compile:
             raise HGCError(f"{path}: --compile applies to checkpoints (torch.compile); ONNX runs in onnxruntime")
+        check_ort_precision(path)
         return OrtPredictor(path, device, provider, threads)
-    raise HGCError(f"{path}: unknown model file type (expected .pt, .hgz or .onnx)")
+    raise HGCError(f"{path}: unknown model file type (expected .pt, .hgz, .onnx or an OpenVINO .xml)")
+
+
+def check_runtime_name(runtime: str | None, path: str) -> str | None:
+    """``runtime`` validated against the file: None (by file type), torch, onnxruntime or openvino.
+
+    An OpenVINO IR runs in OpenVINO only; a checkpoint in PyTorch only.
+    """
+    if runtime not in (None, *RUNTIME_NAMES):
+        raise HGCError(f"--runtime {runtime}: expected one of {', '.join(RUNTIME_NAMES)}")
+    if path.endswith(IR_SUFFIX):
+        if runtime not in (None, "openvino"):
+            raise HGCError(f"{path}: an OpenVINO IR runs in the openvino runtime, not {runtime}")
+        return "openvino"
+    if runtime == "openvino" and not path.endswith(".onnx"):
+        raise HGCError(f"{path}: the openvino runtime runs .onnx files and OpenVINO IR (.xml)")
+    if runtime == "onnxruntime" and not path.endswith(".onnx"):
+        raise HGCError(f"{path}: onnxruntime runs .onnx files")
+    if runtime == "torch" and path.endswith(".onnx"):
+        raise HGCError(f"{path}: an ONNX file runs in onnxruntime or openvino, not torch")
+    return runtime
+
+
+def check_ort_precision(path: str) -> None:
+    """Refuse an artifact recording a precision onnxruntime cannot run (bf16: made for OpenVINO) in one line."""
+    if artifact_precision(path) == "bf16":
+        raise HGCError(f"{path}: a bf16 artifact; onnxruntime's CPU provider has no bfloat16 kernels, run it with "
+                       "--runtime openvino on a CPU with AVX512-BF16/AMX")
+
+
+def describe_predictor(predictor: Any) -> dict[str, Any]:
+    """What ran, for a results or timing row: runtime, provider, threads and, in OpenVINO, the precision hint,
+    streams and the executed precision (``fp32 (run as bf16)``)."""
+    if hasattr(predictor, "describe"):
+        return predictor.describe()
+    return {"runtime": predictor.runtime, "provider": predictor.provider, "threads": predictor.threads}

@@ -41,7 +41,7 @@ def runs(tmp_path: Path) -> Path:
 
 def test_report_files_table_fronts_and_picks(runs: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    rep = build_report([str(runs)], str(out), max_drop=1.0)
+    rep = build_report([str(runs)], str(out), max_drop=1.0, runtime="onnxruntime-cpu")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["results.csv", "report.md", "report.html", "pckh_vs_latency.png", "pckh_vs_latency.svg",
          "pckh_vs_size.png", "pckh_vs_size.svg"])
@@ -59,7 +59,8 @@ def test_report_files_table_fronts_and_picks(runs: Path, tmp_path: Path) -> None
     csv = pd.read_csv(out / "results.csv")
     assert len(csv) == len(RUNS) and {"front", "x_smaller", "x_faster", "d_pckh"} <= set(csv.columns)
     md = (out / "report.md").read_text()
-    assert "| run | steps |" in md and "**smallest**: `prune50`" in md and "pckh_vs_size.png" in md
+    assert "| run | runtime | steps |" in md and "**smallest**: `prune50` on onnxruntime-cpu" in md
+    assert "pckh_vs_size.png" in md
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and 'src="http' not in page and "<table" in page
     assert (out / "pckh_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -74,7 +75,7 @@ def test_max_drop_runtime_batch_and_baseline_choices(runs: Path, tmp_path: Path)
     torch_rep = build_report([str(runs)], str(tmp_path / "b"), max_drop=5.0, runtime="torch-cpu", batch=8)
     assert torch_rep.latency == "p50_ms:torch-cpu:b8" and torch_rep.fastest == "prune70"
     assert torch_rep.table.set_index("run").loc["dws-swap", "front_latency"]
-    other = build_report([str(runs)], str(tmp_path / "c"), baseline="prune50")
+    other = build_report([str(runs)], str(tmp_path / "c"), baseline="prune50", runtime="onnxruntime-cpu")
     assert other.baseline == "prune50" and other.table.set_index("run").loc["prune50", "x_smaller"] == 1.0
     with pytest.raises(HGCError, match="--runtime onnxruntime-cuda: no run was timed with it"):
         build_report([str(runs)], str(tmp_path / "d"), runtime="onnxruntime-cuda")
@@ -169,3 +170,38 @@ def test_int8_runs_get_a_kernel_section(runs: Path, tmp_path: Path) -> None:
 def test_no_kernel_section_without_int8_runs(runs: Path, tmp_path: Path) -> None:
     build_report([str(runs)], str(tmp_path / "r"))
     assert "## int8 kernels" not in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_runtime_dimension_one_row_per_run_and_runtime(runs: Path, tmp_path: Path) -> None:
+    """openvino-cpu beside onnxruntime-cpu: PCKh as each runtime ran it, executed precision, front over all rows."""
+    for name, _, pckh, _, ort, _ in RUNS:
+        path = runs / name / "results.json"
+        row = json.loads(path.read_text())
+        ov_ms = ort * 0.7 if name != "prune50-int8" else ort * 1.5
+        row["latency"] = [lat for lat in row["latency"] if lat["runtime"] == "onnxruntime-cpu"] + [
+            {"runtime": "openvino-cpu", "batch": b, "p50_ms": ov_ms * b ** 0.8, "p90_ms": ov_ms, "threads": 1,
+             "streams": 1, "precision_hint": "bf16", "executed": "fp32 (run as bf16)"} for b in (1, 8)]
+        row["accuracy_by_runtime"] = {"openvino-cpu": {"pckh_mean": pckh - 0.3, "pckh01_mean": 1.0, "auc": 2.0,
+                                                       "executed": "fp32 (run as bf16)", "precision_hint": "bf16"}}
+        row["machine"] = {"cpu": "Test CPU", "isa": "avx2 fma avx512_vnni avx512_bf16 amx_bf16 amx_int8",
+                          "openvino_capabilities": "FP32 INT8 BF16"}
+        path.write_text(json.dumps(row))
+    rep = build_report([str(runs)], str(tmp_path / "r"), max_drop=1.5)
+    table = rep.table
+    assert rep.runtimes == ["onnxruntime-cpu", "openvino-cpu"] and len(table) == 2 * len(RUNS)
+    assert list(table.front_latency) == pareto_front(table, maximize="pckh", minimize="latency_ms")
+    ov = table[table.runtime == "openvino-cpu"].set_index("run")
+    ort = table[table.runtime == "onnxruntime-cpu"].set_index("run")
+    assert ov.loc["prune50", "pckh"] == pytest.approx(85.0) and ort.loc["prune50", "pckh"] == 85.3
+    assert ov.loc["prune50", "precision"] == "fp32 (run as bf16)" and ort.loc["prune50", "precision"] == "fp32"
+    assert ov.loc["prune50", "x_faster"] == pytest.approx(14.0 / 7.7)  # vs the baseline on openvino-cpu
+    assert ort.loc["prune50", "x_vs_best_base"] == pytest.approx(14.0 / 11.0)  # vs the baseline's best runtime
+    assert ov.loc["prune50", "d_pckh"] == pytest.approx(-0.7)
+    assert (rep.fastest, rep.fastest_runtime) == ("prune50-int8", "onnxruntime-cpu")  # its OpenVINO row is slower
+    assert (rep.smallest, rep.smallest_runtime) == ("prune50-int8", "onnxruntime-cpu")  # 84.6 on openvino-cpu
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**fastest**: `prune50-int8` on onnxruntime-cpu (fp32) — 1.400 MB, 6 ms" in md
+    assert "| baseline | openvino-cpu | (none) | fp32 (run as bf16) | 85.70 |" in md
+    assert "int8 on amx_int8; bf16 on amx_bf16; OpenVINO CPU capabilities FP32 INT8 BF16" in md
+    only = build_report([str(runs)], str(tmp_path / "o"), runtime="openvino-cpu")
+    assert set(only.table.runtime) == {"openvino-cpu"} and len(only.table) == len(RUNS)

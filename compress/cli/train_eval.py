@@ -77,16 +77,25 @@ def _eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip (and count) unreadable images")
     p.add_argument("--preds", default=None, help="also write predictions as an MPII preds.mat")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--runtime", default=None,
+                   help="onnxruntime | openvino | torch (default: by file type; an IR .xml runs in openvino)")
+    p.add_argument("--precision", default=None,
+                   help="openvino's INFERENCE_PRECISION_HINT: fp32 | bf16 | fp16 "
+                        "(default: the artifact's, else the plugin's own)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's own)")
 
     def run(a: argparse.Namespace) -> int:
         report = evaluate_file(a.model, a.data, limit=a.limit, flip=a.flip, device=a.device,
-                               batch_size=a.batch_size, skip_bad=a.skip_bad, preds_out=a.preds)
+                               batch_size=a.batch_size, skip_bad=a.skip_bad, preds_out=a.preds,
+                               runtime=a.runtime, precision=a.precision, threads=a.threads)
         if a.json:
-            print(json.dumps({"model": a.model, "data": a.data, "samples": len(report.indices), "skipped": report.skipped,
-                              **report.result.to_dict()}, indent=2))
+            print(json.dumps({"model": a.model, "data": a.data, "samples": len(report.indices),
+                              "skipped": report.skipped, "ran": report.ran, **report.result.to_dict()}, indent=2))
         else:
             skipped = f", {report.skipped} skipped as unreadable" if report.skipped else ""
-            print(f"{a.model} on {a.data} ({len(report.indices)} samples{skipped})")
+            executed = f", executed {report.ran['executed']}" if "executed" in report.ran else ""
+            print(f"{a.model} on {a.data} ({len(report.indices)} samples{skipped}; "
+                  f"{report.ran.get('runtime')}{executed})")
             print(report.result.format_table())
         return 0
 

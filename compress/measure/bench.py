@@ -17,15 +17,18 @@ from compress.errors import HGCError
 from compress.io import atomic_path, write_text
 from compress.measure.cost import count_macs, count_params, load_onnx, onnx_macs, onnx_params, onnx_precision
 from compress.measure.latency import bench_images, ratio_summary, time_pairs, time_predictor
-from compress.measure.machine import available_cores, machine_info
-from compress.measure.peak import ort_peak, torch_peak
+from compress.measure.machine import available_cores, deciding_features, machine_info
+from compress.measure.peak import ort_peak, ov_peak, torch_peak
 from compress.measure.sizes import file_sizes
 from compress.nets import checkpoint
+from compress.nets.config import HourglassConfig
+from compress.nets.hourglass import StackedHourglass
 from compress.onnx_meta import read_metadata
 from compress.packed import SUFFIX, load_model, read_header
-from compress.runtime import load_predictor, resolve_providers
+from compress.runtime import describe_predictor, load_predictor, resolve_providers
+from compress.runtime_openvino import IR_SUFFIX, artifact_precision, model_metadata
 
-MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime", "onnx", "numpy")
+MACHINE_COLUMNS = ("cpu", "isa", "cores", "gpu", "python", "torch", "onnxruntime", "openvino", "onnx", "numpy")
 
 
 def model_cost(path: str) -> dict[str, Any]:
@@ -48,10 +51,14 @@ def model_cost(path: str) -> dict[str, Any]:
         size = dims[2].dim_value if len(dims) == 4 and dims[2].HasField("dim_value") else \
             (meta.get("config") or {}).get("input_size")
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        return {"kind": "onnx", "precision": onnx_precision(proto), "input_size": size,
+        recorded = artifact_precision(meta)  # bf16 runs from fp32 weights: only the metadata can tell
+        return {"kind": "onnx", "precision": recorded if recorded == "bf16" else onnx_precision(proto),
+                "input_size": size,
                 "params": onnx_params(proto), "macs": onnx_macs(proto), "opset": opset,
                 "config": meta.get("config"), "meta": meta.get("meta", {}), "lineage": meta.get("lineage", []),
                 "metadata": meta}
+    if path.endswith(IR_SUFFIX):
+        return _ir_cost(path)
     if path.endswith(SUFFIX):
         model, info = load_model(path)
         header = read_header(path)
@@ -63,6 +70,21 @@ def model_cost(path: str) -> dict[str, Any]:
                 "config": info.config.to_dict(), "meta": info.meta, "lineage": info.lineage, "packed": packed}
     return {"kind": "file", "precision": None, "input_size": None, "params": math.nan, "macs": math.nan,
             "config": None, "meta": {}, "lineage": []}
+
+
+def _ir_cost(path: str) -> dict[str, Any]:
+    """Cost of an OpenVINO IR: params and MACs of the network its ``hgc`` config rebuilds (NaN without one)."""
+    meta = model_metadata(path)
+    config = meta.get("config")
+    params = macs = math.nan
+    if config:
+        net = StackedHourglass(HourglassConfig.from_dict(config))
+        params, macs = count_params(net), count_macs(net, net.config.input_size)
+    export = meta.get("export") or {}
+    return {"kind": "openvino-ir", "precision": artifact_precision(meta) or "fp32",
+            "input_size": (config or {}).get("input_size"), "params": params, "macs": macs,
+            "config": config, "meta": meta.get("meta", {}), "lineage": meta.get("lineage", []), "metadata": meta,
+            "weights": export.get("weights")}
 
 
 def config_summary(config: dict[str, Any] | None) -> str:
@@ -106,7 +128,8 @@ class BenchResult:
 
 
 def _peak_key(predictor: Any) -> tuple[str, str]:
-    return ("torch" if predictor.runtime.startswith("torch") else "onnxruntime", str(predictor.provider))
+    runtime = predictor.runtime
+    return ("torch" if runtime.startswith("torch") else runtime, str(predictor.provider))
 
 
 def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider: str | None,
@@ -123,6 +146,8 @@ def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider
     for (runtime, prov), predictor in keys.items():
         if runtime == "torch":
             peak = torch_peak(threads, device if prov == "cuda" else "cpu", size=size)
+        elif runtime == "openvino":
+            peak = ov_peak(threads, predictor.precision_hint, size=size)
         else:
             chain = resolve_providers(prov, device) if predictor is None else predictor.session.get_providers()
             device_id = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
@@ -132,24 +157,51 @@ def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider
     return pd.DataFrame(rows)
 
 
-def _labels(paths: Sequence[str]) -> list[str]:
-    names = [os.path.basename(p) for p in paths]
-    return names if len(set(names)) == len(names) else list(paths)
+def _labels(paths: Sequence[str], runtimes: Sequence[str | None] = ()) -> list[str]:
+    several = len(set(runtimes)) > 1  # the same file on several runtimes: say which is which
+    keys = list(zip(paths, runtimes)) if several else [(p, None) for p in paths]
+    short = [(os.path.basename(p), r) for p, r in keys]
+    names = short if len(set(short)) == len(short) else keys
+    return [f"{n} [{r}]" if several else n for n, r in names]
+
+
+def _runs_on(path: str, runtime: str | None) -> bool:
+    """Whether ``runtime`` can run the file (with several ``--runtime`` values, the other pairs are left out)."""
+    kind = "ir" if path.endswith(".xml") else "onnx" if path.endswith(".onnx") else "pt"
+    return runtime is None or runtime in {"ir": ("openvino",), "onnx": ("onnxruntime", "openvino"),
+                                          "pt": ("torch",)}[kind]
+
+
+def _predictor(path: str, runtime: str | None, device: str, provider: str | None, threads: int, compile: bool,
+               precision: str | None) -> Any:
+    """One predictor of ``bench_models``: options that concern another engine are left out per file."""
+    ov = runtime == "openvino" or path.endswith(".xml")
+    return load_predictor(path, device=device, provider=provider if path.endswith(".onnx") and not ov else None,
+                          threads=threads, compile=compile if path.endswith(".pt") else False, runtime=runtime,
+                          precision=precision if ov else None)
 
 
 def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs: int = 50, warmup: int = 10,
                  threads: int | None = None, device: str = "cpu", provider: str | None = None, pair: bool = False,
-                 peak: bool = False, compile: bool = False, peak_size: int = 2048) -> BenchResult:
+                 peak: bool = False, compile: bool = False, peak_size: int = 2048,
+                 runtimes: Sequence[str | None] = (None,), precision: str | None = None) -> BenchResult:
     """Time each model at each batch size (p50/p90/p99 ms) with fixed intra-op threads.
 
+    ``runtimes`` (onnxruntime, openvino, torch; None: by file type) times every model on each of them, so
+    ``pair`` can alternate the same file across runtimes; ``precision`` is OpenVINO's precision hint
+    (default: the artifact's, else the plugin's own), recorded with streams and the executed precision.
     ``pair`` alternates the models A B … per run and adds per-round ratios to the first model;
     ``peak`` measures the runtime's fp32/int8 matrix-product peak and each model's efficiency
     = (MACs / p50 latency) / peak of its precision (int8 files against the int8 peak, fp32 and fp16
     files against the fp32 peak; ``peak_size``: matrix side of the peak probe).
     ``provider`` applies to ONNX files only; ``threads`` defaults to all available cores, always recorded.
     """
-    if pair and len(paths) < 2:
-        raise HGCError("--pair needs at least two models (A B)")
+    if threads is not None and threads < 1:
+        raise HGCError(f"--threads {threads}: must be ≥ 1")
+    runtimes = list(runtimes) or [None]
+    jobs = [(path, rt) for path in paths for rt in runtimes if len(runtimes) == 1 or _runs_on(path, rt)]
+    if pair and len(jobs) < 2:
+        raise HGCError("--pair needs at least two models (A B), or one model on two --runtime values")
     if not paths and not peak:
         raise HGCError("bench: give at least one model file (or --peak alone for the machine's peak)")
     if any(b < 1 for b in batches) or runs < 1 or warmup < 0:
@@ -157,9 +209,13 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
                        f"(got {list(batches)}, {runs}, {warmup})")
     threads = threads or available_cores()
     machine = {**machine_info(), "threads": threads}
-    predictors = [load_predictor(p, device=device, provider=provider if p.endswith(".onnx") else None,
-                                 threads=threads, compile=compile if p.endswith(".pt") else False) for p in paths]
+    machine["deciding"] = deciding_features(machine.get("isa") or "")
+    predictors = [_predictor(p, rt, device, provider, threads, compile, precision) for p, rt in jobs]
+    if any(p.runtime == "openvino" for p in predictors):
+        machine["openvino_capabilities"] = " ".join(next(p for p in predictors if p.runtime == "openvino").capabilities)
+    paths = [p for p, _ in jobs]
     costs = [model_cost(p) for p in paths]
+    labels = _labels(paths, [p.runtime for p in predictors])
     peaks = measure_peaks(predictors, threads, device, provider, peak_size) if peak else pd.DataFrame()
     rows = []
     for batch in batches:
@@ -168,15 +224,19 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
             timings = time_pairs(predictors, images, runs=runs, warmup=warmup)
         else:
             timings = [time_predictor(p, x, runs=runs, warmup=warmup) for p, x in zip(predictors, images)]
-        for label, predictor, cost, timing in zip(_labels(paths), predictors, costs, timings):
+        for label, predictor, cost, timing in zip(labels, predictors, costs, timings):
             stats = timing.summary()
+            ov = describe_predictor(predictor) if predictor.runtime == "openvino" else {}
             row = {"model": label, "runtime": predictor.runtime, "provider": predictor.provider, "device": device,
-                   "threads": threads, "batch": batch, "graph_batch": predictor.batch or "dynamic",
+                   "threads": threads, "batch": batch,
+                   "graph_batch": predictor.batch or ("compiled per batch" if ov else "dynamic"),
+                   "streams": ov.get("streams"), "precision_hint": ov.get("precision_hint"),
+                   "executed": ov.get("executed", cost["precision"]),
                    "runs": runs, "warmup": warmup, **stats, "precision": cost["precision"],
                    "params": cost["params"], "gmacs": cost["macs"] / 1e9,
                    "gmac_s": cost["macs"] * batch / (stats["p50_ms"] * 1e-3) / 1e9}
             if pair:
-                row.update(ratio_summary(timing, timings[0]), reference=_labels(paths)[0])
+                row.update(ratio_summary(timing, timings[0]), reference=labels[0])
             if peak:
                 match = peaks[(peaks.runtime == _peak_key(predictor)[0]) & (peaks.provider == _peak_key(predictor)[1])]
                 column = "int8_gmac_s" if cost["precision"] == "int8" else "fp32_gmac_s"

@@ -5,6 +5,7 @@ Latency numbers without the machine beside them cannot be compared, so every tim
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import shutil
@@ -18,7 +19,9 @@ import torch
 
 # ISA features that decide CNN throughput (FMA width, int8 dot products, bf16, AMX tiles).
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-             "amx_tile", "amx_int8", "amx_bf16", "asimd", "sve")
+             "amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "asimd", "sve")
+INT8_DOT = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot-product instructions, best first
+BF16_MATH = ("amx_bf16", "avx512_bf16")  # bf16 matrix/dot-product instructions, best first
 
 
 def available_cores() -> int:
@@ -62,10 +65,32 @@ def gpu_name() -> str | None:
     return None
 
 
-def versions() -> dict[str, str]:
-    """Versions of the libraries that run the models."""
+def versions() -> dict[str, str | None]:
+    """Versions of the libraries that run the models (openvino: None when the extra is not installed)."""
     return {"python": platform.python_version(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "onnx": onnx.__version__, "numpy": np.__version__}
+            "openvino": _installed("openvino"), "onnx": onnx.__version__, "numpy": np.__version__}
+
+
+def _installed(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def deciding_features(isa: str) -> str:
+    """The ISA features that decide int8 and bf16 speed, in words (the report's machine line).
+
+    int8 convolutions run on VNNI/AMX dot products where present, else on AVX2's multiply-add pairs (about
+    a third of VNNI's rate); bf16 needs AVX512-BF16 or AMX-BF16 (without them OpenVINO runs fp32).
+    """
+    flags = set(isa.split())
+    int8 = next((f for f in INT8_DOT if f in flags), None)
+    bf16 = next((f for f in BF16_MATH if f in flags), None)
+    int8_text = f"int8 on {int8}" if int8 else \
+        ("int8 on avx2 (no VNNI/AMX)" if "avx2" in flags else "int8: no x86 int8 dot product")
+    bf16_text = f"bf16 on {bf16}" if bf16 else "no bf16 (no avx512_bf16/amx_bf16: fp32 stays fp32)"
+    return f"{int8_text}; {bf16_text}"
 
 
 def machine_info() -> dict[str, Any]:

@@ -10,6 +10,8 @@ the best run is the closest estimate of the physical limit): a model's efficienc
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from compress import runtime_openvino as ov_runtime
 from compress.measure.latency import time_predictor
 from compress.runtime import open_session
 
@@ -82,3 +85,44 @@ def torch_peak(threads: int | None, device: str = "cpu", size: int = 2048, runs:
 
     timing = time_predictor(run, np.empty(0), runs=runs, warmup=warmup)
     return {"fp32": size**3 / (timing.summary()["min_ms"] * 1e-3) / 1e9, "int8": float("nan")}
+
+
+def qdq_matmul_model(size: int) -> bytes:
+    """``Y = DQ(Q(A)) · DQ(W)``: a QDQ int8 matrix product, the form OpenVINO turns into a u8×s8 int8 kernel
+    (as it does for the convolutions of a QDQ ONNX file)."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.integers(-64, 64, (size, size), dtype=np.int8), "Wq"),
+             numpy_helper.from_array(np.array(0.02, np.float32), "sa"),
+             numpy_helper.from_array(np.array(0, np.uint8), "za"),
+             numpy_helper.from_array(np.array(0.01, np.float32), "sw"),
+             numpy_helper.from_array(np.array(0, np.int8), "zw")]
+    nodes = [helper.make_node("QuantizeLinear", ["A", "sa", "za"], ["Aq"]),
+             helper.make_node("DequantizeLinear", ["Aq", "sa", "za"], ["Ad"]),
+             helper.make_node("DequantizeLinear", ["Wq", "sw", "zw"], ["Wd"]),
+             helper.make_node("MatMul", ["Ad", "Wd"], ["Y"])]
+    graph = helper.make_graph(nodes, "peak_qdq", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [size, size])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [size, size])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+def ov_peak(threads: int | None, precision: str = "fp32", size: int = 2048, runs: int = 20,
+            warmup: int = 2) -> dict[str, float]:
+    """fp32 (in the ``precision`` hint: fp32, or bf16 where the CPU runs it) and QDQ-int8 peak (GMAC/s) of OpenVINO.
+
+    Compiled with the same settings as ``OpenVinoPredictor`` (threads, one stream, latency hint).
+    """
+    ov_core = ov_runtime.core()
+    settings = {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_PRECISION_HINT": ov_runtime.OV_TYPES[precision],
+                **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+    a = np.random.default_rng(1).random((size, size), dtype=np.float32)
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="hgc-peak-") as scratch:
+        for name, payload in (("fp32", matmul_model(size, False)), ("int8", qdq_matmul_model(size))):
+            path = os.path.join(scratch, f"{name}.onnx")
+            with open(path, "wb") as handle:
+                handle.write(payload)
+            request = ov_core.compile_model(ov_core.read_model(path), "CPU", settings).create_infer_request()
+            timing = time_predictor(lambda x, r=request: r.infer({0: x}), a, runs=runs, warmup=warmup)
+            result[name] = size**3 / (timing.summary()["min_ms"] * 1e-3) / 1e9
+    return result

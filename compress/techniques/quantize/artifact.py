@@ -92,7 +92,8 @@ def write_artifact(proto: Any, out: str, source: str, report: QuantReport, param
         props["hgc.parity"] = json.dumps({"reference": "the float export of the same network",
                                           "max_abs_diff": report.max_abs_diff, "heatmap_mse": report.heatmap_mse,
                                           "images": report.scored_images,
-                                          "runtime": "onnxruntime CPUExecutionProvider"}, sort_keys=True)
+                                          "runtime": "openvino CPU, bf16 vs fp32 hint" if report.precision == "bf16"
+                                          else "onnxruntime CPUExecutionProvider"}, sort_keys=True)
     if io_dtype:
         for key in ("hgc.input", "hgc.output"):
             if key in props:

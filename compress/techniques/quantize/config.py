@@ -13,6 +13,7 @@ from compress.steps import DistillParams, Params, bounded, choice, items, option
 
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
+RUNTIMES = ("onnxruntime", "openvino")
 METHODS = ("minmax", "percentile", "entropy")
 ACTIVATION_TYPES = ("uint8", "int8")
 
@@ -36,6 +37,8 @@ class QuantizeParams(Params):
 
     precision: str = choice("int8", PRECISIONS, "numeric format of the artifact")
     provider: str = choice("cpu", PROVIDERS, "onnxruntime execution provider the artifact is for")
+    runtime: str = choice("onnxruntime", RUNTIMES, "runtime the artifact is for: bf16 runs in openvino only "
+                                                   "(CPUs with AVX512-BF16/AMX); int8 QDQ files run in both")
     calibration_images: int = bounded(256, 1, doc="real benchmark crops for int8 calibration",
                                         scale="calibration")
     calibration: str = choice("minmax", METHODS, "int8 activation range method")
@@ -63,5 +66,13 @@ class QuantizeParams(Params):
                                            ("qat", self.qat is not None)) if on]
         if int8_only and self.precision != "int8":
             raise HGCError(f"{int8_only[0]}: applies to precision int8, not {self.precision}")
+        if self.runtime == "openvino" and self.provider != "cpu":
+            raise HGCError(f"provider: {self.provider} is an onnxruntime provider; runtime openvino runs on the cpu")
+        if self.runtime == "openvino" and self.precision == "int8" and self.qat is None and self.exclude:
+            raise HGCError("exclude: applies to runtime onnxruntime; runtime openvino quantizes with NNCF "
+                           "(use max_drop for its accuracy control)")
+        if self.precision == "bf16" and self.runtime != "openvino":
+            raise HGCError("precision: bf16 has no onnxruntime CPU kernels; set runtime: openvino (it runs bf16 on "
+                           "CPUs with AVX512-BF16 or AMX)")
         if self.precision == "int8" and self.provider != "cpu" and self.activation_type != "int8":
             raise HGCError(f"activation_type: {self.provider} runs symmetric int8 activations; set it to int8")

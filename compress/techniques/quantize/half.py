@@ -170,7 +170,8 @@ def check_runtime(precision: str, provider: str) -> None:
     hint = ("; bf16 does run in PyTorch on this machine: compress.techniques.quantize.half.torch_precision(model, "
             "'bf16')" if torch_ok else f"; PyTorch cannot either ({torch_why})")
     reason = f": it has no bfloat16 Conv kernel ({why})" if not ok else " (no bf16 converter in this toolkit)"
-    raise HGCError(f"precision bf16: no bf16 ONNX artifact for {where}{reason}{hint}")
+    raise HGCError(f"precision bf16: no bf16 ONNX artifact for {where}{reason}{hint}; "
+                   "runtime: openvino runs bf16 on CPUs with AVX512-BF16/AMX")
 
 
 def torch_supports(precision: str, device: str) -> tuple[bool, str]:

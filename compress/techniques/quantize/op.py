@@ -8,7 +8,11 @@
   quantization first (``qat``). The report counts the convolutions that really run as int8 kernels in
   onnxruntime's optimized graph and the ops it leaves in float, by type and why (``artifact``).
 * ``precision: fp16`` — ``half.convert_fp16`` (fp32 I/O kept by default; what happens to Resize is
-  measured there). ``bf16`` has no onnxruntime CPU kernel and is refused with the reason; PyTorch bf16 is
+  measured there). ``bf16`` has no onnxruntime CPU kernel and is refused with the reason; with
+  ``runtime: openvino`` it is ``bf16.convert_bf16`` (the fp32 graph marked bf16: OpenVINO computes it in
+  bf16 on CPUs with AVX512-BF16/AMX, and a CPU without that capability is refused). ``precision: int8,
+  runtime: openvino`` is NNCF's PTQ written as an IR ``model.int8.xml`` (``nncf_ov``; with ``qat`` the QDQ
+  ONNX, which OpenVINO runs as trained). PyTorch bf16 is
   ``half.torch_precision``. ``fp32`` leaves the model as it is (the runner exports it).
 
 The artifact (``model.<precision>.onnx`` in the step directory) carries the float export's hgc.*
@@ -22,9 +26,11 @@ from compress.data.crops import crops
 from compress.export import export_onnx
 from compress.nets import checkpoint
 from compress.steps import StepContext, StepResult, register_step
+from compress.techniques.quantize.bf16 import check_openvino, convert_bf16
 from compress.techniques.quantize.config import QuantizeParams
 from compress.techniques.quantize.half import check_runtime, convert_fp16
 from compress.techniques.quantize.int8 import quantize_onnx_int8
+from compress.techniques.quantize.nncf_ov import quantize_openvino_int8
 from compress.techniques.quantize.qat import qat_finetune
 
 
@@ -56,19 +62,28 @@ def _qat(model: Any, params: QuantizeParams, ctx: StepContext) -> tuple[Any, dic
 @register_step("quantize", QuantizeParams, artifact=lambda params: params.precision != "fp32")
 def quantize(model: Any, params: QuantizeParams, ctx: StepContext) -> StepResult:
     """Turn the model into an fp16 or int8 ONNX artifact (PTQ, sensitivity-guided mixed precision or QAT)."""
-    check_runtime(params.precision, params.provider)
-    metrics: dict[str, Any] = {"precision": params.precision}
+    if params.runtime == "openvino":
+        check_openvino(params.precision)  # not installed, or a CPU without BF16: one line, before any work
+    else:
+        check_runtime(params.precision, params.provider)
+    metrics: dict[str, Any] = {"precision": params.precision, "runtime": params.runtime}
     if params.precision == "fp32":
         return StepResult(model, metrics=metrics)
     if params.qat is not None:
         model, trained = _qat(model, params, ctx)
         metrics.update(trained)
     float_onnx = _float_export(model, ctx)
-    name = f"model.{params.precision}.onnx"
-    if params.precision == "fp16":
+    nncf = params.runtime == "openvino" and params.precision == "int8" and params.qat is None
+    name = f"model.{params.precision}.{'xml' if nncf else 'onnx'}"
+    if nncf:  # int8 for OpenVINO: NNCF's PTQ (README "OpenVINO": measured against our QDQ file)
+        report = quantize_openvino_int8(float_onnx, str(ctx.step_dir / name), ctx.data, params, log=ctx.log)
+    elif params.precision == "fp16":
         images = crops(ctx.data, model.config.input_size, params.check_images, 0, purpose="fp16 check").images
         report = convert_fp16(float_onnx, str(ctx.step_dir / name), keep_io_types=params.keep_io_fp32,
                               images=images)
+    elif params.precision == "bf16":
+        images = crops(ctx.data, model.config.input_size, params.check_images, 0, purpose="bf16 check").images
+        report = convert_bf16(float_onnx, str(ctx.step_dir / name), images=images)
     else:
         report = quantize_onnx_int8(float_onnx, str(ctx.step_dir / name), ctx.data, params, log=ctx.log,
                                     progress=ctx.progress)
