@@ -104,7 +104,9 @@ def test_fp32_and_int8_evaluate_and_time_in_openvino_beside_onnxruntime(files, n
     assert predictors["fp32"].conv_precisions and set(predictors["fp32"].conv_precisions) <= fp32_convs
     assert set(predictors["int8"].conv_precisions) <= {"u8", "i8"}  # the QDQ convs run int8 kernels
     result = bench_models([files["fp32"], files["int8"]], batches=(1,), runs=3, warmup=1, threads=1, pair=True,
-                          runtimes=["onnxruntime", "openvino"])
+                          runtimes=["onnxruntime", "openvino"], peak=True, peak_size=64)
+    peaks = result.peaks.set_index("runtime")
+    assert peaks.loc["openvino", "fp32_gmac_s"] > 0 and peaks.loc["openvino", "int8_gmac_s"] > 0
     table = result.table
     assert list(table.runtime) == ["onnxruntime", "openvino", "onnxruntime", "openvino"]
     assert table.model.iloc[1] == "tiny.onnx [openvino]" and table.reference.iloc[3] == "tiny.onnx [onnxruntime]"
@@ -218,7 +220,7 @@ def test_nncf_int8_for_openvino_is_an_ir_with_its_report(files, needs_openvino, 
 def test_recipe_int8_for_openvino_runs_nncf_and_skips_onnxruntime(files, needs_openvino, tmp_path: Path) -> None:
     pytest.importorskip("nncf", reason='NNCF is not installed (pip install -e ".[openvino]")')
     recipe = tmp_path / "ovq.yaml"
-    recipe.write_text("name: ovq\nsteps:\n  - quantize: {precision: int8, runtime: openvino}\n"
+    recipe.write_text("name: ovq\nsteps:\n  - quantize: {precision: int8, runtime: openvino, max_drop: 0.5}\n"
                       "evaluate: {limit: 4, batch_size: 4}\n"
                       "measure: {runtimes: [onnxruntime-cpu, openvino-cpu], batch: [1], runs: 2, warmup: 0}\n")
     row = run_recipe(load_recipe(recipe), checkpoint=files["ckpt"], out=str(tmp_path / "runs"), quick=True,
@@ -227,6 +229,10 @@ def test_recipe_int8_for_openvino_runs_nncf_and_skips_onnxruntime(files, needs_o
     assert "OpenVINO IR" in row["skipped_runtimes"]["onnxruntime-cpu"]
     assert [lat["runtime"] for lat in row["latency"]] == ["openvino-cpu"]
     assert row["accuracy_by_runtime"]["openvino-cpu"]["executed"].startswith("int8")
+    log_file = tmp_path / "runs" / "ovq" / row["steps"][0]["dir"] / "log.jsonl"
+    log = [json.loads(line) for line in log_file.read_text().splitlines()]
+    nncf_event = next(r for r in log if r.get("event") == "nncf")
+    assert nncf_event["options"]["accuracy_control"] and nncf_event["calibration"].startswith("nncf")
 
 
 def test_runtime_not_installed_is_one_line_naming_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

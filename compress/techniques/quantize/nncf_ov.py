@@ -3,8 +3,8 @@
 Measured on ``hg2-128`` (README, "OpenVINO"): our QDQ int8 ONNX read by OpenVINO runs as fast as in
 onnxruntime but keeps PTQ's loss (−2.0 PCKh@0.5), while NNCF 3.4's default PTQ on the same 256 calibration
 crops loses 0.05 and runs 1.05–1.07× faster than our file in OpenVINO. So ``quantize: {precision: int8,
-runtime: openvino}`` goes through NNCF: ``nncf.quantize`` on the calibration crops (NNCF's own range
-estimators, fast bias correction), or, with ``max_drop``, ``nncf.quantize_with_accuracy_control`` taking
+runtime: openvino}`` goes through NNCF: ``nncf.quantize`` on the calibration crops (activation ranges:
+the mean over crops of each crop's min/max; signed int8 where a tensor is signed; fast bias correction), or, with ``max_drop``, ``nncf.quantize_with_accuracy_control`` taking
 our PCKh on the labelled scoring crops as the metric (the peer of int8 mixed precision). With ``qat`` the
 op keeps the QDQ ONNX instead: QAT trains weights for that file's quantizer placement, and OpenVINO runs
 its scales as they are.
