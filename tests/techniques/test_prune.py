@@ -12,7 +12,7 @@ import yaml
 
 from compress.cli import main as cli
 from compress.errors import HGCError
-from compress.measure.cost import count_macs, count_params
+from compress.measure.cost import count_macs, count_params, load_onnx, onnx_macs
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
@@ -20,6 +20,7 @@ from compress.recipe import parse_recipe
 from compress.runner import run_recipe
 from compress.steps import StepContext
 from compress.techniques.prune import PruneParams, latency, plan_channels, prune, prune_checkpoint
+from compress.techniques.prune import op as op_module
 from compress.techniques.prune.importance import slimming_loss
 from compress.train import TrainConfig, train_new
 
@@ -183,16 +184,33 @@ def test_a_recipe_with_an_impossible_round_to_stops_before_the_step_saves_anythi
     assert not list(tmp_path.rglob("model.pt")) and not list(tmp_path.rglob("*.onnx"))
 
 
+def _quick_export(model: torch.nn.Module, path: Path, _data: str) -> str:
+    """The legacy exporter: these tests are about the search, not the exporter."""
+    size = model.config.input_size
+    torch.onnx.export(model.eval(), (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17)
+    return str(path)
+
+
 def test_an_unreachable_latency_cut_is_refused_after_timing_the_most_pruned_candidate(
         trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def quick_export(model: torch.nn.Module, path: Path, _data: str) -> str:  # the search, not the exporter
-        size = model.config.input_size
-        torch.onnx.export(model.eval(), (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17)
-        return str(path)
-
-    monkeypatch.setattr(latency, "_export", quick_export)
+    monkeypatch.setattr(latency, "_export", _quick_export)
     with pytest.raises(HGCError, match=r"ratio: a 99% latency cut is out of reach: the most pruned candidate"):
         prune_checkpoint(str(trained), None, target="latency", ratio=0.99, round_to=8, latency_runs=5)
+
+
+def test_the_latency_search_returns_the_lightest_timed_candidate_that_meets_the_cut(
+        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def saved(reference: str, candidate: str, _params: PruneParams) -> float:  # "latency" ∝ MACs: deterministic
+        return 1.0 - onnx_macs(load_onnx(candidate)) / onnx_macs(load_onnx(reference))
+
+    monkeypatch.setattr(latency, "_export", _quick_export)
+    monkeypatch.setattr(latency, "latency_removed", saved)
+    model, _ = checkpoint.load(trained)
+    params = PruneParams(target="latency", ratio=0.2, round_to=1, scope="global", latency_tries=6)
+    found = latency.resolve_latency(model, params, "synthetic")
+    met = [t for t in found.tries if t["latency_removed"] >= 0.2]
+    assert len(found.tries) >= 3 and found.macs_ratio == pytest.approx(min(t["macs_removed"] for t in met), abs=1e-4)
+    assert all(t["macs_removed"] < found.macs_ratio for t in found.tries if t["latency_removed"] < 0.2)
 
 
 def test_hgc_prune_prints_the_plan_and_writes_nothing_without_out(trained: Path, tmp_path: Path,
@@ -232,3 +250,31 @@ def test_schedules_reach_the_target_at_the_last_iteration() -> None:
     assert [linear.schedule_fraction(t) for t in (1, 2, 3, 4)] == [0.25, 0.5, 0.75, 1.0]
     fractions = [cubic.schedule_fraction(t) for t in (1, 2, 3, 4)]
     assert fractions[0] == pytest.approx(1 - 0.75 ** 3) and fractions[-1] == 1.0 and fractions == sorted(fractions)
+
+
+def test_a_killed_run_resumes_after_its_last_finished_phase(trained: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    params = PruneParams.build({"round_to": 8, "iterations": 2, "schedule": "linear",
+                                "finetune": {"steps": 1, "batch_size": 2, "distill": None}}, "t")
+    real_phase = op_module._phase
+    calls = []
+
+    def killed_in_phase_two(*args, **kwargs):
+        calls.append(args[3])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_phase(*args, **kwargs)
+
+    monkeypatch.setattr(op_module, "_phase", killed_in_phase_two)
+    with pytest.raises(KeyboardInterrupt):
+        prune(checkpoint.load(trained)[0], params, StepContext(step_dir=tmp_path, data="synthetic:train", progress=False))
+    monkeypatch.setattr(op_module, "_phase", real_phase)
+    monkeypatch.setattr(op_module, "_final_metrics", lambda *args: {"iterations": args[4]})  # no export: not tested here
+    after_one = checkpoint.read_payload(tmp_path / "prune-state.pt")["meta"]
+    assert after_one["prune_phases"] == 1 and after_one["prune_target"] == {"kind": "channels", "value": 0.5}
+    result = prune(checkpoint.load(trained)[0], params,
+                   StepContext(step_dir=tmp_path, data="synthetic:train", progress=False, resume=True))
+    assert [h["iteration"] for h in result.metrics["iterations"]] == [1, 2]
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    resumed = log.index({"event": "resumed", "phases_done": 1})
+    assert [r["iteration"] for r in log[resumed:] if r.get("event") == "prune"] == [2]  # iteration 1 not redone

@@ -43,7 +43,10 @@ def _export(model: nn.Module, path: Path, data: str) -> str:
 def resolve_latency(model: nn.Module, params: PruneParams, data: str, reference: str | None = None,
                     original: dict[str, int] | None = None, macs_original: int | None = None,
                     log: Any = None) -> LatencySearch:
-    """The smallest MACs share (of ``params.latency_tries`` timed) whose candidate saves ``params.ratio`` of the latency.
+    """The smallest MACs share (of the candidates timed) whose candidate saves ``params.ratio`` of the latency.
+
+    Bisection over the MACs share asked of ``plan_macs``, at most ``params.latency_tries`` steps; the value
+    returned is a share a timed candidate really removed (rounding makes plans step from share to share).
 
     ``reference``: where the unpruned model's ONNX export is kept (a temporary file when None); it is
     exported there unless it exists.
@@ -68,11 +71,15 @@ def resolve_latency(model: nn.Module, params: PruneParams, data: str, reference:
             raise HGCError(f"ratio: a {params.ratio:.0%} latency cut is out of reach: the most pruned candidate "
                            f"({most.macs_removed:.1%} of the MACs removed, max_ratio {params.max_ratio}, round_to "
                            f"{params.round_to}) saves {tries[-1]['latency_removed']:.1%}")
-        lo, hi = 0.0, most.macs_removed
+        best = most.macs_removed  # the least MACs removal known to meet the target
+        lo, hi = 0.0, best
         for _ in range(params.latency_tries - 1):
             mid = (lo + hi) / 2
-            if measure(plan_macs(model, params, mid, original, macs_original)) >= params.ratio:
+            plan = plan_macs(model, params, mid, original, macs_original)
+            if plan.macs_removed >= best:  # rounding lands on a plan no lighter than the best: nothing to time
                 hi = mid
+            elif measure(plan) >= params.ratio:
+                best, hi = plan.macs_removed, mid
             else:
                 lo = mid
-    return LatencySearch(macs_ratio=hi, tries=tries)
+    return LatencySearch(macs_ratio=best, tries=tries)

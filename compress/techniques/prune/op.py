@@ -46,19 +46,22 @@ class Target:
 
 
 def resolve_target(model: nn.Module, params: PruneParams, data: str, reference: str | None = None,
-                   log: Any = None) -> tuple[Target, Plan]:
+                   log: Any = None, resolved: dict[str, Any] | None = None) -> tuple[Target, Plan]:
     """Check the request on the unpruned model and return the target with its final one-shot plan.
 
     Raises one ``HGCError`` for an exclude pattern matching nothing, an untraceable network, nothing to
     prune, ``round_to`` emptying every layer, or a target out of reach — before any work. A latency
     target exports the unpruned model to ``reference`` (a temporary file when None) and times candidates.
-    ``taylor`` ranks by the gradients ``model`` holds (``taylor_gradients``).
+    ``taylor`` ranks by the gradients ``model`` holds (``taylor_gradients``). ``resolved``
+    (``{"kind", "value"}`` from an interrupted run) replaces the latency search.
     """
     check_patterns(model, params.exclude, "prune")
     graph = PruneGraph(model, params.heads, params.exclude)
     target = Target("macs" if params.target == "macs" else "channels", params.ratio, original_widths(graph),
                     count_macs(model, model.config.input_size))
-    if params.target == "latency":
+    if resolved:
+        target.kind, target.value = resolved["kind"], float(resolved["value"])
+    elif params.target == "latency":
         search = resolve_latency(model, params, data, reference, target.original, target.macs_original, log)
         target.kind, target.value, target.latency = "macs", search.macs_ratio, search.tries
     return target, target.plan(model, params)
@@ -88,22 +91,25 @@ def prune(model: Any, params: PruneParams, ctx: StepContext) -> StepResult:
     reference = str(ctx.scratch("reference.onnx")) if params.target == "latency" else None
     if params.importance == "taylor":
         taylor_gradients(model, ctx.data, params.taylor_images, params.finetune.batch_size if params.finetune else 16, 0)
-    target, final = resolve_target(model, params, ctx.data, reference, ctx.log)
+    unpruned, state, done, history = model, ctx.scratch("prune-state.pt"), 0, []
+    saved = checkpoint.read_payload(state)["meta"] if ctx.resume and state.is_file() else None
+    target, final = resolve_target(model, params, ctx.data, reference, ctx.log,
+                                   saved["prune_target"] if saved else None)
     ctx.log({"event": "target", "kind": target.kind, "value": target.value, **final.summary()})
     params_original, ft = count_params(model), params.finetune
     teacher = ctx.teacher() if ft is not None and ft.distill is not None else None
     norms = slimming_norms(PruneGraph(model, params.heads, params.exclude)) if params.slimming else []
-    state, done, history = ctx.scratch("prune-state.pt"), 0, []
-    if ctx.resume and state.is_file():
-        model, info = checkpoint.load(state)
-        done, history = int(info.meta["prune_phases"]), list(info.meta["prune_history"])
+    if saved:
+        model, _ = checkpoint.load(state)
+        done, history = int(saved["prune_phases"]), list(saved["prune_history"])
         ctx.log({"event": "resumed", "phases_done": done})
+    keep = {"kind": target.kind, "value": target.value}
     offset = 1 if params.slimming else 0
     if params.slimming and done == 0:
         penalty = slimming_loss(model, norms, params.slimming.l1)
         history.append({"slimming": _phase(model, params, ctx, 0, params.iterations, params.slimming.steps,
                                            teacher, penalty)})
-        done = _save_state(model, state, 1, history)
+        done = _save_state(model, state, 1, history, keep)
     for t in range(1, params.iterations + 1):
         if t - 1 + offset < done:
             continue
@@ -119,12 +125,16 @@ def prune(model: Any, params: PruneParams, ctx: StepContext) -> StepResult:
                 else None
             record["finetune"] = _phase(model, params, ctx, t - 1 + offset, t - 1, ft.steps, teacher, extra)
         history.append(record)
-        done = _save_state(model, state, t + offset, history)
+        done = _save_state(model, state, t + offset, history, keep)
+    if reference and not Path(reference).is_file():  # a resumed run whose search was done before
+        export_onnx(unpruned, reference, parity_images=1, data=ctx.data)
     return StepResult(model, metrics=_final_metrics(model, params, ctx, target, history, params_original, reference))
 
 
-def _save_state(model: nn.Module, path: Path, phases: int, history: list[dict[str, Any]]) -> int:
-    checkpoint.save(model, path, meta={"prune_phases": phases, "prune_history": history})
+def _save_state(model: nn.Module, path: Path, phases: int, history: list[dict[str, Any]],
+                target: dict[str, Any]) -> int:
+    """The model after ``phases`` finished phases, what they did and the resolved target: where a resume starts."""
+    checkpoint.save(model, path, meta={"prune_phases": phases, "prune_history": history, "prune_target": target})
     return phases
 
 
