@@ -100,7 +100,11 @@ def _neighbour(node: Any, names: dict[Any, str], model: nn.Module) -> str:
 
 
 def _untraceable(group: Any, names: dict[Any, str], model: nn.Module) -> tuple[str, str]:
-    """(category, reason) when torch-pruning's view of this group cannot be trusted, else ("", "")."""
+    """(category, reason) when torch-pruning's view of this group cannot be trusted, else ("", "").
+
+    An op torch-pruning cannot follow is the reason given first; a grouped (not depthwise) convolution next.
+    """
+    grouped = ""
     for dep, _ in group:
         node = dep.target
         kind = node.type
@@ -116,10 +120,10 @@ def _untraceable(group: Any, names: dict[Any, str], model: nn.Module) -> tuple[s
                                    f"{_neighbour(node, names, model)}, which torch-pruning cannot follow channel "
                                    "by channel")
         module = node.module
-        if isinstance(module, ROOTS) and 1 < module.groups and not (module.groups == module.in_channels
-                                                                     == module.out_channels):
-            return "grouped conv", f"it feeds the grouped convolution {names.get(module, '?')} ({module.groups} groups)"
-    return "", ""
+        if not grouped and isinstance(module, ROOTS) and 1 < module.groups and not (
+                module.groups == module.in_channels == module.out_channels):
+            grouped = f"it feeds the grouped convolution {names.get(module, '?')} ({module.groups} groups)"
+    return ("grouped conv", grouped) if grouped else ("", "")
 
 
 def check_patterns(model: nn.Module, patterns: list[str], where: str) -> None:
