@@ -226,8 +226,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
            reference: str, images: dict[str, bytes]) -> tuple[str, str]:
     """(report.md, report.html) from the analysed table; the HTML embeds the PNGs as base64."""
     table = display_table(frame)
-    head = [f"{frame.run.nunique()} runs × {len(rep.runtimes) or 'no'} runtimes = {len(frame)} rows from "
-            f"{', '.join(map(str, runs))}; the pareto fronts are drawn over every (run, runtime) row.",
+    head = [f"{frame.run.nunique()} runs on {len(rep.runtimes) or 'no'} runtimes: {len(frame)} (run, runtime) rows "
+            f"from {', '.join(map(str, runs))}; the pareto fronts are drawn over all of them.",
             f"Baseline: `{rep.baseline}`." if rep.baseline else "No baseline run (ratios are blank; "
             "name one with --baseline or include a run without steps).",
             f"Latency: p50 of {', '.join(f'`{r}`' for r in rep.runtimes) or 'no runtime'} at batch "
@@ -290,8 +290,8 @@ def _machine_line(raw: pd.DataFrame) -> str:
         return ""
     first = known.iloc[0]
     isa = first.isa if isinstance(first.isa, str) else ""
-    caps = first.openvino_capabilities
-    ov = f"; OpenVINO CPU capabilities {caps}" if isinstance(caps, str) and caps else ""
+    caps = next((c for c in known[known.cpu == first.cpu].openvino_capabilities if isinstance(c, str) and c), "")
+    ov = f"; OpenVINO CPU capabilities {caps}" if caps else ""
     return f"{first.cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
 
 

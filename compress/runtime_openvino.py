@@ -1,9 +1,9 @@
 """OpenVINO as a runtime: our ONNX files (fp32, fp16, QDQ int8) and OpenVINO IR on the CPU plugin.
 
 The ``openvino`` package is an optional extra (``pip install -e ".[openvino]"``) and is imported inside
-functions only. A predictor compiles the model per batch size (static shapes: what a deployment does,
-and 20 % faster than the dynamic-batch graph on hg2-128 here) with the settings fixed and recorded:
-``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` 1, ``PERFORMANCE_HINT`` LATENCY, ``INFERENCE_PRECISION_HINT`` and
+functions only. A predictor compiles the model per batch size (static shapes: what a deployment does;
+hg2-128 fp32 at batch 1 took 48 ms against 60 ms for the dynamic-batch graph here) with the settings fixed
+and recorded: ``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` 1, ``PERFORMANCE_HINT`` LATENCY, ``INFERENCE_PRECISION_HINT`` and
 ``ENABLE_CPU_PINNING`` off (onnxruntime does not pin its thread either; on a shared machine a pinned thread
 waits for its one busy core).
 
