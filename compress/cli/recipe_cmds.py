@@ -94,16 +94,20 @@ def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="output directory, e.g. reports/NAME")
     p.add_argument("--max-drop", type=float, default=1.0,
                    help="name the smallest and fastest run within this PCKh drop of the baseline (default 1.0)")
-    p.add_argument("--runtime", default=None, help="latency column for the front (default onnxruntime-cpu)")
-    p.add_argument("--batch", type=int, default=None, help="batch size of that latency column (default 1)")
+    p.add_argument("--runtime", default=None,
+                   help="keep only this runtime's rows (default: one row per run and runtime timed)")
+    p.add_argument("--batch", type=int, default=None, help="batch size of the latency (default 1)")
     p.add_argument("--baseline", default=None, help="run name of the baseline (default: the run named "
                                                     "'baseline' or a run without steps)")
 
     def run(a: argparse.Namespace) -> int:
         rep = build_report(a.runs, a.out, max_drop=a.max_drop, runtime=a.runtime, batch=a.batch,
                            baseline=a.baseline)
-        print(f"{len(rep.table)} runs, baseline {rep.baseline or '(none)'}, latency {rep.latency}")
-        print(f"within {a.max_drop:g} PCKh: smallest {rep.smallest or '-'}, fastest {rep.fastest or '-'}")
+        print(f"{rep.table.run.nunique()} runs, baseline {rep.baseline or '(none)'}, {len(rep.table)} (run, runtime) "
+              f"rows on {', '.join(rep.runtimes) or 'no runtime'}, latency {rep.latency}")
+        picks = [f"{k} {r or '-'}" + (f" on {rt}" if r and rt else "") for k, r, rt in
+                 (("smallest", rep.smallest, rep.smallest_runtime), ("fastest", rep.fastest, rep.fastest_runtime))]
+        print(f"within {a.max_drop:g} PCKh: {', '.join(picks)}")
         for note in rep.notes:
             print(f"note: {note}")
         print(f"wrote {', '.join(rep.files)}")
