@@ -72,7 +72,8 @@ def test_other_bad_swap_params_are_one_line() -> None:
 def test_a_change_the_real_base_cannot_take_is_named_before_training(tmp_path: Path) -> None:
     base = tmp_path / "base.pt"
     checkpoint.save(_teacher(), base, meta={"dataset": "synthetic", "input_size": 32})
-    with pytest.raises(HGCError, match=r"^steps\[0\]\.swap\.config\.input_size: 32 is not divisible by 4·2\^depth = 64"):
+    with pytest.raises(HGCError,
+                       match=r"^steps\[0\]\.swap\.config\.input_size: 32 is not divisible by 4·2\^depth = 64"):
         run_recipe(_recipe({"config": {"depth": 4}, "steps": 2}), checkpoint=str(base), out=str(tmp_path / "r"),
                    progress=False)
     assert not (tmp_path / "r" / "s" / "00-swap" / "log.jsonl").exists()

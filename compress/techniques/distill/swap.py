@@ -118,6 +118,7 @@ def swap(model: Any, params: SwapParams, ctx: StepContext) -> StepResult:
     student, metrics, paths = build_student(model, params, where)
     teacher, aux = prepare(student, params, ctx, where)  # pair and feature layers checked before training
     warm = ctx.scratch("blockwise.pt")
+    metrics["blockwise_steps"] = 0
     if ctx.resume and warm.is_file():
         student.load_state_dict(checkpoint.load(warm)[0].state_dict())
         metrics["blockwise_resumed"] = True
