@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -188,7 +189,9 @@ def test_a_recipe_with_an_impossible_round_to_stops_before_the_step_saves_anythi
 def _quick_export(model: torch.nn.Module, path: Path, _data: str) -> str:
     """The legacy exporter: these tests are about the search, not the exporter."""
     size = model.config.input_size
-    torch.onnx.export(model.eval(), (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's deprecation notices
+        torch.onnx.export(model.eval(), (torch.rand(1, 3, size, size),), str(path), dynamo=False, opset_version=17)
     return str(path)
 
 
