@@ -33,7 +33,7 @@ class BlockwiseResult:
 
 
 def blockwise_init(student: nn.Module, teacher: nn.Module, paths: list[str], data: str, steps: int,
-                   batch_size: int = 16, lr: float = 1e-3, sigma: float = 1.0, seed: int = 0,
+                   batch_size: int, lr: float, sigma: float = 1.0, seed: int = 0,
                    device: str = "cpu", log: Callable[[dict[str, Any]], None] | None = None,
                    log_every: int = 50, progress: bool = False) -> BlockwiseResult:
     """Train the student blocks at ``paths`` to imitate the teacher blocks at the same paths (Adam, constant lr).

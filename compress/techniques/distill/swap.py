@@ -80,7 +80,7 @@ class SwapParams(DistillOpParams):
                                    "stacks: 1, depth: [4, 3], modules: 2, norm: group, upsample: deconv, skip: concat}")
     blockwise_steps: int = bounded(300, 0, doc="steps of blockwise imitation of the replaced blocks (0: none)",
                                    scale="steps")
-    blockwise_lr: float = bounded(1e-3, 0.0, doc="Adam learning rate of the blockwise phase (constant)")
+    blockwise_lr: float = bounded(3e-3, 0.0, doc="Adam learning rate of the blockwise phase (constant)")
     preserve: bool = option(True, "start new deconv upsamplers as nearest ×2 and new concat fusions as a sum")
 
     def check(self) -> None:
