@@ -7,9 +7,10 @@ bit-exact float block), ``coders`` and ``huffman`` (entropy coders), ``bits`` (f
 ``hgc unpack``). The names below are the public Python entry points of the lower modules; ``files``
 (which exports ONNX) is imported on its own.
 """
+from compress.packed.compact import FLOATS
 from compress.packed.format import SUFFIX, VERSION
-from compress.packed.model import (CODER_CHOICES, DEFAULT_CODER, PackReport, compare_coders, load_model,
-                                   pack_model, read_header)
+from compress.packed.model import (CODER_CHOICES, DEFAULT_CODER, DEFAULT_FLOATS, PackReport, compare_coders,
+                                   load_model, pack_model, read_header)
 
-__all__ = ["CODER_CHOICES", "DEFAULT_CODER", "PackReport", "SUFFIX", "VERSION", "compare_coders", "load_model",
-           "pack_model", "read_header"]
+__all__ = ["CODER_CHOICES", "DEFAULT_CODER", "DEFAULT_FLOATS", "FLOATS", "SUFFIX", "VERSION", "PackReport",
+           "compare_coders", "load_model", "pack_model", "read_header"]

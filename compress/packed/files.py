@@ -14,7 +14,7 @@ from compress.export import export_onnx
 from compress.io import check_output
 from compress.nets import checkpoint
 from compress.packed.format import SUFFIX
-from compress.packed.model import DEFAULT_CODER, PackReport, compare_coders, load_model, pack_model
+from compress.packed.model import DEFAULT_CODER, DEFAULT_FLOATS, PackReport, compare_coders, load_model, pack_model
 
 
 @dataclass
@@ -25,8 +25,12 @@ class PackFileResult:
     coders: list[dict[str, Any]] = field(default_factory=list)
 
 
-def pack_file(model_path: str, out: str, *, coder: str = DEFAULT_CODER, compare: bool = False) -> PackFileResult:
+def pack_file(model_path: str, out: str, *, coder: str = DEFAULT_CODER, compare: bool = False,
+              floats: str = DEFAULT_FLOATS, fold_norms: bool = True) -> PackFileResult:
     """``hgc pack``: an hgc checkpoint (``.pt``) written as a packed ``.hgz`` (checked to unpack identically).
+
+    ``floats`` and ``fold_norms`` as in ``pack_model``: by default the file holds the model with BatchNorm
+    statistics folded and floats rounded to float16 (``floats='exact', fold_norms=False``: the checkpoint as is).
 
     ``compare`` also codes the model with every coder and returns the table (bytes, decode seconds).
     """
@@ -38,8 +42,9 @@ def pack_file(model_path: str, out: str, *, coder: str = DEFAULT_CODER, compare:
         raise HGCError(f"{out}: the output name must end in {SUFFIX}")
     check_output(out)
     model, info = checkpoint.load(model_path)
-    lineage = [*info.lineage, {"op": "pack", "params": {"coder": coder}, "parent_sha256": info.sha256}]
-    report = pack_model(model, out, meta=info.meta, lineage=lineage, coder=coder)
+    params = {"coder": coder, "floats": floats, "fold_norms": fold_norms}
+    lineage = [*info.lineage, {"op": "pack", "params": params, "parent_sha256": info.sha256}]
+    report = pack_model(model, out, meta=info.meta, lineage=lineage, coder=coder, floats=floats, fold_norms=fold_norms)
     return PackFileResult(report, compare_coders(model, info.lineage) if compare else [])
 
 

@@ -26,9 +26,11 @@ from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
 from compress.packed import codec, coders, format as container, hashing
+from compress.packed.compact import FLOATS, compact_floats
 
 FORMAT = "hgc-packed/1"
 CODER_CHOICES = (*coders.NAMES, codec.BEST)
+DEFAULT_FLOATS = "fp16"  # folded fp16 floats: 13 % fewer bytes, same PCKh (compact.py docstring)
 DEFAULT_CODER = "ans"  # smallest on hg2-128's clustered layers; decodes in milliseconds (README table)
 HASH_OP = "hash"
 
@@ -45,12 +47,14 @@ class PackReport:
     fp32_bytes: int
     kinds: dict[str, int]
     layers: list[dict[str, Any]] = field(default_factory=list)
+    compact: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (without the per-layer rows)."""
         return {"path": self.path, "bytes": self.bytes, "coder": self.coder, "weights": self.weights,
                 "bits_per_weight": self.bits_per_weight, "fp32_bytes": self.fp32_bytes,
-                "ratio_vs_fp32_tensors": self.fp32_bytes / self.bytes if self.bytes else None, "kinds": self.kinds}
+                "ratio_vs_fp32_tensors": self.fp32_bytes / self.bytes if self.bytes else None, "kinds": self.kinds,
+                "compact": self.compact}
 
 
 def _keys_digest(state: dict[str, torch.Tensor]) -> str:
@@ -91,8 +95,13 @@ def _encode(state: dict[str, torch.Tensor], coder: str, lineage: list[dict[str, 
 
 
 def pack_model(model: StackedHourglass, path: str | os.PathLike, *, meta: dict[str, Any] | None = None,
-               lineage: list[dict[str, Any]] | None = None, coder: str = DEFAULT_CODER) -> PackReport:
+               lineage: list[dict[str, Any]] | None = None, coder: str = DEFAULT_CODER, floats: str = DEFAULT_FLOATS,
+               fold_norms: bool = True) -> PackReport:
     """Write ``model`` as an ``.hgz`` file (atomically) and check that it unpacks to identical tensors.
+
+    First the model is made cheap to store, in place (``compact.compact_floats``: BatchNorm statistics
+    folded into scale and shift with ``fold_norms``, every float rounded to float16 with ``floats='fp16'``),
+    so the file holds exactly the changed model; ``floats='exact', fold_norms=False`` stores it as it is.
 
     ``coder`` codes the symbol streams (``best``: the smallest coder per stream). Refuses, before
     writing, a model whose tensors are not float32/int64 or whose config does not rebuild it.
@@ -101,8 +110,11 @@ def pack_model(model: StackedHourglass, path: str | os.PathLike, *, meta: dict[s
         raise HGCError(f"{path}: a packed model's name must end in {container.SUFFIX}")
     if coder not in CODER_CHOICES:
         raise HGCError(f"coder {coder!r}: expected one of {', '.join(CODER_CHOICES)}")
+    if floats not in FLOATS:
+        raise HGCError(f"floats {floats!r}: expected one of {', '.join(FLOATS)}")
     config = _check_model(model, str(path))
     model.config = config
+    compacted = compact_floats(model, floats=floats, fold_norms=fold_norms)
     state = _canonical_state(model, config)
     encoded = _encode(state, coder, lineage)
     header = {"format": FORMAT, "config": config.to_dict(), "meta": dict(meta or {}), "lineage": list(lineage or []),
@@ -119,7 +131,8 @@ def pack_model(model: StackedHourglass, path: str | os.PathLike, *, meta: dict[s
     for entry in encoded.entries:
         kinds[entry[0]] = kinds.get(entry[0], 0) + 1
     return PackReport(path=str(path), bytes=size, coder=coder, weights=weights, bits_per_weight=8 * size / weights,
-                      fp32_bytes=4 * weights, kinds=kinds, layers=encoded.layers)
+                      fp32_bytes=4 * weights, kinds=kinds, layers=encoded.layers,
+                      compact=compacted.to_dict())
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:

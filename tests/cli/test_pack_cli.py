@@ -25,7 +25,7 @@ def tiny_pt(tmp_path: Path, tiny_config) -> Path:
 
 def test_pack_unpack_eval_inspect_export(tiny_pt: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     packed, back = tmp_path / "tiny.hgz", tmp_path / "back.pt"
-    assert main(["pack", str(tiny_pt), "-o", str(packed), "--compare"]) == 0
+    assert main(["pack", str(tiny_pt), "-o", str(packed), "--compare", "--floats", "exact", "--no-fold-norms"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {packed}" in out and "bits/weight" in out and "huffman" in out and "decode_s" in out
     assert main(["unpack", str(packed), "-o", str(back)]) == 0
@@ -43,6 +43,29 @@ def test_pack_unpack_eval_inspect_export(tiny_pt: Path, tmp_path: Path, capsys: 
     onnx_path = tmp_path / "tiny.onnx"
     assert main(["export", str(packed), "-o", str(onnx_path), "--parity-images", "2"]) == 0
     assert onnx_path.is_file()
+
+
+def test_default_pack_stores_folded_fp16_floats_and_keeps_the_function(tiny_pt: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    exact, compact, back = tmp_path / "exact.hgz", tmp_path / "compact.hgz", tmp_path / "back.pt"
+    assert main(["pack", str(tiny_pt), "-o", str(exact), "--floats", "exact", "--no-fold-norms"]) == 0
+    assert main(["pack", str(tiny_pt), "-o", str(compact)]) == 0
+    assert "BatchNorms folded" in capsys.readouterr().out
+    assert compact.stat().st_size < exact.stat().st_size
+    assert main(["unpack", str(compact), "-o", str(back)]) == 0
+    original, _ = checkpoint.load(tiny_pt)
+    restored, _ = checkpoint.load(back)
+    for name, tensor in restored.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.equal(tensor, tensor.half().float()), name
+        if name.endswith("running_mean"):
+            assert not tensor.any(), name
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        want, got = original.eval()(images)[-1], restored.eval()(images)[-1]
+    assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+    assert not torch.equal(got, want)
 
 
 @pytest.mark.parametrize("case", ["truncated", "onnx-input", "wrong-suffix"])
