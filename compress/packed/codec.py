@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compress.packed import coders, floats, hashing
+from compress.packed import bits, coders, floats, hashing
 
 MAX_CODEBOOK = 256
 BEST = "best"
@@ -138,16 +138,60 @@ def encode_tensor(name: str, tensor: torch.Tensor, block: floats.Writer, streams
     return entry
 
 
+def _raw_bytes(count: int, alphabet: int) -> int:
+    """Bytes of ``count`` symbols bit-packed at ⌈log2 alphabet⌉ bits (what coder ``raw`` stores)."""
+    return (count * bits.width(alphabet) + 7) // 8
+
+
+def stored_sizes(entry: list[Any], numel: int, nonzero: int) -> tuple[int, int]:
+    """(raw stream bytes, float values in the float block) of one header entry, computed from the entry.
+
+    Raw stream bytes are its symbol streams bit-packed at ⌈log2 alphabet⌉ bits per symbol (coder ``raw``);
+    float values are the numbers it puts in the float block (codebooks, dense floats, hash buckets; int64
+    tensors are not float values). ``nonzero`` is the tensor's count of non-zeros (a sparse entry's values).
+    """
+    kind = entry[0]
+    if kind == "x":
+        return 0, int(entry[2])
+    if kind == "d":
+        return 0, 0 if entry[1] == "i" else numel
+    if kind == "c":
+        return _raw_bytes(numel, entry[2]), int(entry[2])
+    if kind == "C":
+        return _raw_bytes(numel, max(entry[2])), int(sum(entry[2]))
+    if kind == "s":
+        raw, values = _raw_bytes(entry[2], 1 << entry[1]), 0
+        inner = entry[5]
+        if inner[0] == "c":
+            raw, values = raw + _raw_bytes(nonzero, inner[2]), inner[2]
+        else:
+            values = nonzero
+        return raw, int(values)
+    raise ValueError(f"unknown tensor entry kind {kind!r}")
+
+
 def encode_state(state: dict[str, torch.Tensor], coder: str, hashed: dict[str, tuple[int, int]] | None = None
                  ) -> Encoded:
-    """Entries + payload (float block, then every stream) of ``state``; ``coder`` in ``coders.NAMES`` or ``best``."""
+    """Entries + payload (float block, then every stream) of ``state``; ``coder`` in ``coders.NAMES`` or ``best``.
+
+    Each ``layers`` row says how one tensor was stored: ``kind``, ``numel``, ``weights`` (its float values,
+    0 for int64), ``nonzero`` (its non-zero float values), ``conv_zeros`` (exact zeros of a 4-D float
+    tensor, i.e. a convolution's weight), ``stream_bytes`` (coded), ``raw_stream_bytes`` (bit-packed at
+    ⌈log2 alphabet⌉ bits per symbol) and ``float_values`` (numbers it put in the float block).
+    """
     block, streams, entries, layers = floats.Writer(), _Streams(coder), [], []
     for name, tensor in state.items():
         before = len(streams.segments)
         entry = encode_tensor(name, tensor, block, streams, hashed or {})
         entries.append(entry)
+        is_float = tensor.is_floating_point()
+        nonzero = int(torch.count_nonzero(tensor)) if is_float else 0
+        raw, values = stored_sizes(entry, tensor.numel(), nonzero)
         layers.append({"name": name, "kind": entry[0], "numel": tensor.numel(),
-                       "stream_bytes": sum(len(s) for s in streams.segments[before:])})
+                       "weights": tensor.numel() if is_float else 0, "nonzero": nonzero,
+                       "conv_zeros": tensor.numel() - nonzero if is_float and tensor.dim() == 4 else 0,
+                       "stream_bytes": sum(len(s) for s in streams.segments[before:]),
+                       "raw_stream_bytes": raw, "float_values": values})
     data = block.finish()
     return Encoded(entries, data + b"".join(streams.segments), len(data), layers)
 

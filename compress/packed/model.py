@@ -27,6 +27,7 @@ from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
 from compress.packed import codec, coders, format as container, hashing
 from compress.packed.compact import FLOATS, compact_floats
+from compress.packed.stages import pack_sizes, pack_stages
 
 FORMAT = "hgc-packed/1"
 CODER_CHOICES = (*coders.NAMES, codec.BEST)
@@ -48,11 +49,14 @@ class PackReport:
     kinds: dict[str, int]
     layers: list[dict[str, Any]] = field(default_factory=list)
     compact: dict[str, Any] = field(default_factory=dict)
+    block_bytes: int = 0  # the compressed float block (the size breakdown needs it)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (without the per-layer rows)."""
+        """JSON-able summary (without the per-layer rows); ``sizes``, ``stages``: see ``packed.stages``."""
+        sizes = pack_sizes(self.layers, self.block_bytes, self.bytes) if self.layers else {}
         return {"path": self.path, "bytes": self.bytes, "coder": self.coder, "weights": self.weights,
                 "bits_per_weight": self.bits_per_weight, "fp32_bytes": self.fp32_bytes,
+                "sizes": sizes, "stages": pack_stages(sizes) if sizes else {},
                 "ratio_vs_fp32_tensors": self.fp32_bytes / self.bytes if self.bytes else None, "kinds": self.kinds,
                 "compact": self.compact}
 
@@ -131,7 +135,7 @@ def pack_model(model: StackedHourglass, path: str | os.PathLike, *, meta: dict[s
     for entry in encoded.entries:
         kinds[entry[0]] = kinds.get(entry[0], 0) + 1
     return PackReport(path=str(path), bytes=size, coder=coder, weights=weights, bits_per_weight=8 * size / weights,
-                      fp32_bytes=4 * weights, kinds=kinds, layers=encoded.layers,
+                      fp32_bytes=4 * weights, kinds=kinds, layers=encoded.layers, block_bytes=encoded.block_bytes,
                       compact=compacted.to_dict())
 
 

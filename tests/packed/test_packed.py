@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from pathlib import Path
 
@@ -12,8 +13,11 @@ import torch
 from compress.errors import HGCError
 from compress.nets import checkpoint
 from compress.nets.hourglass import StackedHourglass
-from compress.packed import coders, compare_coders, format as container, hashing, huffman, load_model, pack_model
+from compress.packed import CODER_CHOICES, coders, compare_coders, hashing, huffman, load_model, pack_model, stages
+from compress.packed import format as container
 from compress.packed.model import hashed_layers
+from compress.steps import Budget, StepContext
+from compress.techniques.pack import PackParams, pack
 
 
 def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -183,3 +187,50 @@ def test_a_checkpoint_loads_through_the_same_loader(model, tmp_path: Path) -> No
     loaded, info = load_model(tmp_path / "m.pt")
     _same(model, loaded)
     assert info.path.endswith("m.pt")
+
+
+@pytest.mark.parametrize("coder", ["ans", "raw"])
+def test_stage_factors_multiply_to_the_ratio_and_count_what_the_file_holds(model, tmp_path: Path, coder: str) -> None:
+    _clustered(model, 8, zero_fraction=0.6)
+    path = tmp_path / "m.hgz"
+    report = pack_model(model, path, coder=coder)
+    sizes, factors = report.to_dict()["sizes"], report.to_dict()["stages"]
+    state = load_model(path)[0].state_dict()
+    assert sizes["file_bytes"] == report.bytes == path.stat().st_size
+    assert sizes["weights"] == report.weights == stages.float_values(state)
+    assert sizes["conv_zeros"] == sum(int((t == 0).sum()) for t in state.values() if t.dim() == 4) > 0
+    assert sizes["header_bytes"] + sizes["float_block_bytes"] + sizes["stream_bytes"] == report.bytes
+    assert sizes["float_block_bytes"] == container.read_file(path)[0]["block"]
+    product = math.prod(factors[k] for k in stages.PACK_STAGES)
+    assert product == pytest.approx(report.fp32_bytes / report.bytes, rel=1e-12)
+    assert factors["x_vs_fp32_tensors"] == pytest.approx(product, rel=1e-12)
+    if coder == "raw":  # the bit-packed sizes are what coder raw really stores
+        assert sizes["raw_stream_bytes"] == sizes["stream_bytes"] and factors["entropy_x"] == 1.0
+    else:
+        assert factors["entropy_streams_x"] > 1.0 and factors["clustering_x"] > 1.0
+    chain = stages.stage_chain(sizes, baseline_bytes=3_000_000, baseline_values=2.5 * report.weights)
+    assert math.prod(chain[k] for k in stages.STAGES) == pytest.approx(3_000_000 / report.bytes, rel=1e-12)
+    assert chain["total_x"] == pytest.approx(3_000_000 / report.bytes) and chain["pruning_x"] == pytest.approx(2.5)
+
+
+def test_hashed_layers_count_their_buckets_as_stored_values(model, tmp_path: Path) -> None:
+    conv = model.stacks[0].res[0].conv2
+    seed, count = hashing.layer_seed(7, "stacks.0.res.0.conv2"), hashing.bucket_count(conv.weight.numel(), 8)
+    values = np.random.default_rng(1).normal(0, 0.1, count).astype(np.float32)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(hashing.materialise(values, seed, tuple(conv.weight.shape))))
+    report = pack_model(model, tmp_path / "h.hgz", lineage=[{"op": "hash", "params": {"ratio": 8.0, "seed": 7}}])
+    row = next(r for r in report.layers if r["kind"] == "x")
+    assert row["weights"] == conv.weight.numel() and row["float_values"] == count and row["raw_stream_bytes"] == 0
+    factors = report.to_dict()["stages"]
+    assert math.prod(factors[k] for k in stages.PACK_STAGES) == pytest.approx(report.fp32_bytes / report.bytes,
+                                                                             rel=1e-12)
+
+
+def test_pack_op_records_the_coder_comparison_only_when_asked(model, tmp_path: Path) -> None:
+    ctx = StepContext(step_dir=tmp_path, data="synthetic", device="cpu", budget=Budget(), resume=False, progress=False,
+                      lineage=[], meta={})
+    plain = pack(model, PackParams(), ctx).metrics
+    assert "coders" not in plain and plain["stages"]["clustering_x"] > 0
+    compared = pack(model, PackParams(compare_coders=True), ctx).metrics
+    assert [r["coder"] for r in compared["coders"]] == list(CODER_CHOICES) and all(r["exact"] for r in compared["coders"])
