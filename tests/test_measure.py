@@ -16,12 +16,13 @@ from onnx import TensorProto, helper, numpy_helper
 from compress.cli import main
 from compress.errors import HGCError
 from compress.measure import count_macs, count_params, file_sizes, onnx_macs, onnx_params
-from compress.measure.bench import bench_models, format_table, inspect_models, write_frame
+from compress.measure.bench import bench_models, bench_side_by_side, format_table, inspect_models, write_frame
 from compress.measure.cost import onnx_precision
 from compress.measure.latency import Timing, ratio_summary, time_pairs, time_predictor
 from compress.measure.machine import machine_info
 from compress.measure.peak import matmul_model, ort_peak, torch_peak
 from compress.runtime import open_session
+from compress.runtime_openvino import available as openvino_available
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
@@ -135,6 +136,20 @@ def test_bench_pair_and_peak_table(models: tuple[Path, Path]) -> None:
     assert set(result.peaks["runtime"]) == {"torch", "onnxruntime"}
     assert table["cpu"].notna().all() and table["onnxruntime"].notna().all()
     assert "ratio_median" in format_table(table)
+
+
+def test_side_by_side_times_each_file_on_its_runtime_against_the_first(models: tuple[Path, Path]) -> None:
+    a, b = models
+    jobs = [(str(b), "onnxruntime", None), (str(a), "torch", None)]
+    if openvino_available():
+        jobs.append((str(b), "openvino", "fp32"))
+    table = bench_side_by_side(jobs, batch=2, runs=3, warmup=0, threads=1)
+    assert list(table["runtime"]) == [rt for _, rt, _ in jobs] and set(table["batch"]) == {2}
+    assert table["ratio_median"].iloc[0] == 1.0 and (table[["p50_ms", "ratio_median"]] > 0).all().all()
+    if openvino_available():
+        assert table["precision_hint"].iloc[-1] == "fp32"
+    with pytest.raises(HGCError, match="at least one other"):
+        bench_side_by_side(jobs[:1])
 
 
 def test_inspect_table(models: tuple[Path, Path], tiny_config: HourglassConfig) -> None:

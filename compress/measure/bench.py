@@ -246,6 +246,31 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
     return BenchResult(table=pd.DataFrame(rows), peaks=peaks, machine=machine)
 
 
+def bench_side_by_side(jobs: Sequence[tuple[str, str | None, str | None]], *, batch: int = 1, runs: int = 50,
+                       warmup: int = 5, threads: int = 1) -> pd.DataFrame:
+    """Time many ``(file, runtime, precision hint)`` jobs round-robin in one process, the first as reference.
+
+    Every round runs each job once, back to back, so a machine slowed by other work slows all of them alike;
+    ``ratio_median`` is the median over rounds of (job's time / reference's time in that round). This is how a
+    report compares artifacts made by separate runs (``hgc report --side-by-side``).
+    """
+    if len(jobs) < 2:
+        raise HGCError("side-by-side timing needs the reference and at least one other file")
+    if batch < 1 or runs < 1 or warmup < 0 or threads < 1:
+        raise HGCError(f"side-by-side timing: batch, runs and threads must be ≥ 1 and warmup ≥ 0 "
+                       f"(got {batch}, {runs}, {threads}, {warmup})")
+    predictors = [_predictor(path, runtime, "cpu", None, threads, False, hint) for path, runtime, hint in jobs]
+    images = [bench_images(p.input_size, batch) for p in predictors]
+    timings = time_pairs(predictors, images, runs=runs, warmup=warmup)
+    rows = []
+    for (path, _, _), predictor, timing in zip(jobs, predictors, timings):
+        ov = describe_predictor(predictor) if predictor.runtime == "openvino" else {}
+        rows.append({"file": path, "runtime": predictor.runtime, "batch": batch, "threads": threads, "runs": runs,
+                     "precision_hint": ov.get("precision_hint"), "executed": ov.get("executed"),
+                     **timing.summary(), **ratio_summary(timing, timings[0])})
+    return pd.DataFrame(rows)
+
+
 def format_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
     """An aligned plain-text table of the chosen columns (floats to 3 significant decimals)."""
     if frame.empty:
