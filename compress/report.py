@@ -21,6 +21,7 @@ from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.pareto import pareto_front
 from compress.measure.machine import deciding_features
+from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
 
 
@@ -40,6 +41,8 @@ class Report:
     machine: str = ""
     files: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    sizes: pd.DataFrame = field(default_factory=pd.DataFrame)  # packed runs (``report_size.size_table``)
+    coders: pd.DataFrame = field(default_factory=pd.DataFrame)  # coders compared at pack time
 
 
 def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
@@ -243,7 +246,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
               "says what executed, e.g. `fp32 (run as bf16)`.")
     md = "\n".join(["# Compression report", "", *head, "", *([*notes, ""] if notes else []),
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
-                    _markdown_table(table), "", legend, "", *_quant_section(frame), "## Plots", "",
+                    _markdown_table(table), "", legend, "", *_quant_section(frame),
+                    *size_section(rep.sizes, rep.coders, _markdown_table), "## Plots", "",
                     "![PCKh vs latency](pckh_vs_latency.png)", "", "![PCKh vs size](pckh_vs_size.png)", ""])
     imgs = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
@@ -257,7 +261,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
             + f"<h2>Within {max_drop:g} PCKh of {html.escape(reference)}</h2><ul>"
             + "".join(f"<li>{html.escape(s[2:]).replace('**', '').replace('`', '')}</li>" for s in summary)
             + "</ul><h2>Runs</h2>" + table.to_html(index=False, escape=True, border=0)
-            + f"<p>{html.escape(legend).replace('`', '')}</p><h2>Plots</h2>{imgs}</body></html>\n")
+            + f"<p>{html.escape(legend).replace('`', '')}</p>{size_html(rep.sizes, rep.coders)}"
+            + f"<h2>Plots</h2>{imgs}</body></html>\n")
     return md, page
 
 
@@ -329,7 +334,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame))
+                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame),
+                 sizes=size_table(raw, base), coders=coder_rows(raw))
     ref = frame[frame.run == reference].pckh
     floor = float(ref.max()) - max_drop if len(ref) else None
     floor_label = f"{reference} − {max_drop:g} PCKh (--max-drop)"
@@ -345,6 +351,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
         raise HGCError(f"-o {out}: not a directory (a file has that name, or a path on the way is a file)") from None
     outputs: dict[str, bytes] = {"results.csv": frame.to_csv(index=False).encode(), "report.md": md.encode(),
                                  "report.html": page.encode()}
+    if not rep.sizes.empty:
+        outputs["sizes.csv"] = rep.sizes.to_csv(index=False).encode()
     for name, (png, svg) in plots.items():
         outputs[f"{name}.png"], outputs[f"{name}.svg"] = png, svg
     for name, payload in outputs.items():

@@ -76,8 +76,10 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "quick": bool(data.get("quick")), "samples": (data.get("evaluate") or {}).get("samples"),
            "cpu": (data.get("machine") or {}).get("cpu"), "isa": (data.get("machine") or {}).get("isa"),
            "openvino_capabilities": (data.get("machine") or {}).get("openvino_capabilities"), "threads": None,
-           "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path)}
+           "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path),
+           "float_values": data.get("float_values"), "base": data.get("base"), "base_sha256": data.get("base_sha256")}
     row.update(_quant_columns(data["steps"]))
+    row.update(_pack_columns(data))
     for lat in data["latency"]:
         if not _times_the_artifact(lat, data):
             continue
@@ -138,6 +140,20 @@ def _quant_columns(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {"int8_convs": m.get("int8_convs"), "conv_layers": m.get("conv_layers"),
             "int8_norm_convs": m.get("int8_norm_convs"), "fp32_layers": m.get("fp32_nodes"),
             "float_ops": ", ".join(f"{op} {n}" for op, n in float_ops.items()) if float_ops else None}
+
+
+def _pack_columns(data: dict[str, Any]) -> dict[str, Any]:
+    """What the ``pack`` step recorded (``pack_*``: bits per weight, coder, the size counts of
+    ``compress.packed.stages``, ``pack_coders`` as JSON when it compared coders) and the raw/gzip/lzma bytes
+    of the unpacked fp32 ONNX (``unpacked_*``); blank for a run without a pack step."""
+    m = next((s.get("metrics") or {} for s in reversed(data["steps"]) if s.get("op") == "pack"), None)
+    if m is None:
+        return {}
+    unpacked = data.get("unpacked_onnx") or {}
+    return {"pack_bits_per_weight": m.get("bits_per_weight"), "pack_coder": m.get("coder"),
+            **{f"pack_{k}": v for k, v in (m.get("sizes") or {}).items()},
+            "pack_coders": json.dumps(m["coders"]) if m.get("coders") else None,
+            **{f"unpacked_{k}": unpacked.get(k) for k in ("bytes", "gzip_bytes", "lzma_bytes")}}
 
 
 def _times_the_artifact(lat: dict[str, Any], data: dict[str, Any]) -> bool:

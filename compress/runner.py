@@ -33,6 +33,8 @@ from compress.measure.sizes import file_sizes
 from compress.nets import checkpoint as ckpt
 from compress.packed.files import unpack_file
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
+from compress.packed.model import load_model
+from compress.packed.stages import float_values
 from compress.recipe import RUNTIMES, Recipe, check_inputs, runtime_engine
 from compress.runtime import describe_predictor, load_predictor, resolve_providers
 from compress.runtime_openvino import IR_SUFFIX, import_openvino
@@ -415,7 +417,10 @@ def _evaluate_and_measure(artifact: str, model_path: str, inputs: dict[str, Any]
             "precision": cost["precision"], "params": cost["params"], "macs": cost["macs"],
             "bytes": sizes["bytes"], "gzip_bytes": sizes["gzip_bytes"], "lzma_bytes": sizes["lzma_bytes"],
             "latency": latency, "skipped_runtimes": skipped, "machine": machine,
-            "lineage": cost.get("lineage", []), "notes": notes}
+            "lineage": cost.get("lineage", []), "notes": notes,
+            "float_values": float_values(load_model(model_path)[0].state_dict()),  # W of the size breakdown
+            **({"unpacked_onnx": file_sizes(_unpacked_path(artifact, final))}
+               if artifact.endswith(PACKED_SUFFIX) else {})}
 
 
 def _score_on(path: str, engine: str, threads: int | None, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -435,11 +440,20 @@ def _accuracy(predictor: Any, report: Any) -> dict[str, Any]:
 
 def _unpacked_onnx(artifact: str, final: Path, notes: list[str], runtime: str) -> str:
     """The fp32 ONNX of a packed artifact's unpacked network: what onnxruntime times for a ``.hgz``."""
+    path = Path(_unpacked_path(artifact, final))
+    notes.append(f"{runtime}: timed {path.name}, the fp32 ONNX export of the unpacked network "
+                 f"(the .hgz is a storage format; its bytes are the artifact's)")
+    return str(path)
+
+
+def _unpacked_path(artifact: str, final: Path) -> str:
+    """``final/model.unpacked.onnx``, the fp32 ONNX export of a packed artifact's network (made once per run).
+
+    Timed by onnxruntime, and its raw/gzip/lzma bytes are the size report's comparison for the ``.hgz``.
+    """
     path = final / "model.unpacked.onnx"
     if not path.is_file():
         unpack_file(artifact, str(path))
-    notes.append(f"{runtime}: timed {path.name}, the fp32 ONNX export of the unpacked network "
-                 f"(the .hgz is a storage format; its bytes are the artifact's)")
     return str(path)
 
 

@@ -2,15 +2,23 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from compress.errors import HGCError
+from compress.nets import checkpoint
+from compress.nets.hourglass import StackedHourglass
+from compress.packed.stages import STAGES
 from compress.pareto import pareto_front
+from compress.recipe import load_recipe
 from compress.report import build_report, short_label
+from compress.report_size import size_section, size_table
 from compress.results import results_table
+from compress.runner import run_recipe
 
 # name, steps, PCKh, MB, onnxruntime-cpu ms, torch-cpu ms
 RUNS = [("baseline", 0, 86.0, 10.0, 20.0, 30.0),
@@ -205,3 +213,64 @@ def test_runtime_dimension_one_row_per_run_and_runtime(runs: Path, tmp_path: Pat
     assert "int8 on amx_int8; bf16 on amx_bf16; OpenVINO CPU capabilities FP32 INT8 BF16" in md
     only = build_report([str(runs)], str(tmp_path / "o"), runtime="openvino-cpu")
     assert set(only.table.runtime) == {"openvino-cpu"} and len(only.table) == len(RUNS)
+
+
+def test_no_size_section_without_a_packed_run(runs: Path, tmp_path: Path) -> None:
+    rep = build_report([str(runs)], str(tmp_path / "r"))
+    assert rep.sizes.empty and "Sizes of the packed models" not in (tmp_path / "r" / "report.md").read_text()
+    assert not (tmp_path / "r" / "sizes.csv").exists()
+
+
+FAST = ("evaluate: {limit: 4, batch_size: 4}\n"
+        "measure: {runtimes: [onnxruntime-cpu], batch: [1], runs: 2, warmup: 0, threads: 1}\n")
+
+
+def test_a_packed_run_gets_the_size_table_whose_stage_factors_multiply_to_its_ratio(tmp_path: Path,
+                                                                                  tiny_config) -> None:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    base = tmp_path / "base.pt"
+    checkpoint.save(StackedHourglass(tiny_config), base)
+    body = ("steps:\n  - sparsify: {sparsity: 0.6, steps: 2, batch_size: 2, end: 0.0, updates: 1}\n"
+            "  - cluster: {k: 4, tune: null}\n  - pack: {compare_coders: true}\n")
+    (tmp_path / "dc.yaml").write_text(f"name: dc\n{body}{FAST}")
+    try:
+        run_recipe(load_recipe(tmp_path / "dc.yaml"), checkpoint=str(base), out=str(tmp_path / "runs"), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    runs = tmp_path / "runs"
+    row = json.loads((runs / "dc" / "results.json").read_text())
+    assert row["unpacked_onnx"]["bytes"] > row["unpacked_onnx"]["lzma_bytes"] > row["bytes"]
+    assert row["float_values"] == row["steps"][-1]["metrics"]["sizes"]["weights"]
+    assert row["float_values"] == sum(t.numel() for t in StackedHourglass(tiny_config).state_dict().values()
+                                      if t.is_floating_point())
+    # the baseline: the same network unpruned as an fp32 ONNX (a real run of it costs one more export)
+    base_row = {**row, "name": "baseline", "steps": [], "artifact": {"path": "final/model.onnx"}, "precision": "fp32",
+                **{k: row["unpacked_onnx"][k] for k in ("bytes", "gzip_bytes", "lzma_bytes")}}
+    del base_row["unpacked_onnx"]
+    (runs / "baseline").mkdir()
+    (runs / "baseline" / "results.json").write_text(json.dumps(base_row))
+
+    rep = build_report([str(runs)], str(tmp_path / "r"))
+    sizes = rep.sizes.set_index("run")
+    assert list(sizes.index) == ["baseline", "dc"]
+    dc = sizes.loc["dc"]
+    assert dc.total_x == pytest.approx(base_row["bytes"] / row["bytes"])
+    assert math.prod(dc[k] for k in STAGES) == pytest.approx(dc.total_x, rel=1e-12)
+    assert dc.pruning_x == 1.0 and dc.sparsity_x > 1.0 and dc.clustering_x > 1.0  # unpruned, sparse, 4 values
+    assert dc.pckh == row["pckh_mean"] and dc.onnx_bytes == row["unpacked_onnx"]["bytes"]
+    assert sizes.loc["baseline", "onnx_bytes"] == base_row["bytes"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "## Sizes of the packed models" in md and "| dc |" in md and "ans (used)" in md
+    assert "Sizes of the packed models" in (tmp_path / "r" / "report.html").read_text()
+    assert len(pd.read_csv(tmp_path / "r" / "sizes.csv")) == 2
+
+    del base_row["float_values"]  # written before the runner recorded it: counted in the base checkpoint
+    (runs / "baseline" / "results.json").write_text(json.dumps(base_row))
+    again = size_table(results_table([str(runs)]), "baseline").set_index("run")
+    assert again.loc["dc", "pruning_x"] == 1.0
+    base.unlink()
+    blank = size_table(results_table([str(runs)]), "baseline")
+    assert math.isnan(blank.set_index("run").loc["dc", "pruning_x"])
+    assert blank.set_index("run").loc["dc", "sparsity_x"] == dc.sparsity_x
+    assert "ONNX × and pruning × are blank" in "\n".join(size_section(blank, pd.DataFrame(), str))
