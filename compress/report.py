@@ -22,6 +22,7 @@ from compress.io import atomic_path
 from compress.pareto import pareto_front
 from compress.measure.machine import deciding_features
 from compress.report_size import coder_rows, size_html, size_section, size_table
+from compress.report_timing import side_by_side
 from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
 
 
@@ -43,6 +44,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     sizes: pd.DataFrame = field(default_factory=pd.DataFrame)  # packed runs (``report_size.size_table``)
     coders: pd.DataFrame = field(default_factory=pd.DataFrame)  # coders compared at pack time
+    timing: str = ""  # how the latencies were measured when the report re-timed them side by side
 
 
 def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
@@ -181,22 +183,33 @@ DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "precision": "p
            "x_faster": "×faster", "x_vs_best_base": "×vs best base", "front": "front"}
 
 
+SIDE_BY_SIDE = {"x_faster_sbs": "×faster paired", "x_faster_vs_openvino": "×vs OpenVINO fp32"}
+
+
 def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The human table: rounded numbers, sizes in MB, MACs in millions, blank for missing values.
 
-    ``results.csv`` keeps the raw numbers; this is what markdown and HTML show.
+    ``results.csv`` keeps the raw numbers; this is what markdown and HTML show. With side-by-side timing
+    (``report_timing``) the paired ratios come after ×faster.
     """
-    shown = frame[list(DISPLAY)].copy()
+    columns = {**DISPLAY}
+    paired = {k: v for k, v in SIDE_BY_SIDE.items() if k in frame}
+    if paired:
+        keys = list(columns)
+        at = keys.index("x_vs_best_base") + 1
+        columns = {k: columns.get(k) or paired[k] for k in [*keys[:at], *paired, *keys[at:]]}
+    shown = frame[list(columns)].copy()
     shown["macs"] = shown.macs / 1e6
     shown["bytes"] = shown.bytes / 1e6
     shown["gzip_bytes"] = shown.gzip_bytes / 1e6
     fmt = {"pckh": "{:.2f}", "d_pckh": "{:+.2f}", "pckh01": "{:.2f}", "auc": "{:.2f}", "params": "{:,.0f}",
            "macs": "{:.1f}", "bytes": "{:.3f}", "gzip_bytes": "{:.3f}", "x_smaller": "{:.2f}×",
-           "latency_ms": "{:.3g}", "x_faster": "{:.2f}×", "x_vs_best_base": "{:.2f}×"}
+           "latency_ms": "{:.3g}", "x_faster": "{:.2f}×", "x_vs_best_base": "{:.2f}×",
+           **{k: "{:.2f}×" for k in paired}}
     for col, spec in fmt.items():
         shown[col] = [spec.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else "" for v in shown[col]]
     shown["runtime"] = shown.runtime.fillna("")
-    return shown.rename(columns=DISPLAY)
+    return shown.rename(columns=columns)
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -235,7 +248,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
             "name one with --baseline or include a run without steps).",
             f"Latency: p50 of {', '.join(f'`{r}`' for r in rep.runtimes) or 'no runtime'} at batch "
             f"{rep.latency.rsplit(':b', 1)[1]}.",
-            *([f"Machine: {rep.machine}."] if rep.machine else [])]
+            *([f"Machine: {rep.machine}."] if rep.machine else []),
+            *([f"Timing: {rep.timing}."] if rep.timing else [])]
     summary = _summary(rep, frame, picks, max_drop, reference)
     notes = [f"- ⚠ {n}" for n in rep.notes]
     legend = ("`front`: on the PCKh-vs-latency and/or PCKh-vs-size pareto front (no other (run, runtime) row is "
@@ -313,28 +327,44 @@ def _notes(frame: pd.DataFrame) -> list[str]:
 
 
 def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: str | None = None,
-                 batch: int | None = None, baseline: str | None = None) -> Report:
+                 batch: int | None = None, baseline: str | None = None, side_by_side_rounds: int = 0,
+                 threads: int = 1) -> Report:
     """Collect every results.json under ``runs`` and write the report files into ``out``.
 
     The table has one row per (run, runtime) timed at ``batch`` (default 1): ``runtime`` keeps one runtime
     (default: all of them), and the fronts are drawn over every row; ``max_drop`` names the smallest and the
-    fastest (run, runtime) within that PCKh drop of the baseline.
+    fastest (run, runtime) within that PCKh drop of the baseline. ``side_by_side_rounds`` > 0 re-times every
+    row's file in this process, round-robin for that many rounds on ``threads`` threads
+    (``report_timing.side_by_side``), and the latencies, ratios and fronts use those times.
     """
     if not max_drop >= 0:
         raise HGCError(f"--max-drop {max_drop}: must be ≥ 0")
+    if side_by_side_rounds < 0 or threads < 1:
+        raise HGCError(f"--side-by-side {side_by_side_rounds} / --threads {threads}: rounds must be ≥ 0, threads ≥ 1")
     raw = results_table(runs)
     runtimes, batch = _pick_latency(raw, runtime, batch)
     base = _pick_baseline(raw, baseline)
     rows = runtime_rows(raw, runtimes, batch)
     rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
                      for r, rt in zip(rows.run, rows.runtime)]
+    timing = ""
+    if side_by_side_rounds:
+        if base is None:
+            raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")
+        rows, sbs = side_by_side(rows, base, batch=batch, runs=side_by_side_rounds, threads=threads)
+        timing = (
+            f"latencies measured side by side by this report: {sbs['files']} files loaded in one process and run "
+            f"round-robin for {sbs['rounds']} rounds ({sbs['threads']} thread(s), batch {sbs['batch']}); ×faster "
+            f"paired = median over rounds of {sbs['reference']}'s time / the row's time"
+            + (f"; ×vs OpenVINO fp32 the same against {sbs['openvino_reference']}" if sbs["openvino_reference"] else "")
+            + (f"; kept the run's own timing: {', '.join(sbs['not_retimed'])}" if sbs["not_retimed"] else ""))
     frame, smallest, fastest, reference = analyse(rows, base, max_drop)
     picks = {"smallest": smallest, "fastest": fastest}
     pick = {k: (None, None) if i is None else (str(frame.run[i]), frame.runtime[i]) for k, i in picks.items()}
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame),
+                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame), timing=timing,
                  sizes=size_table(raw, base), coders=coder_rows(raw))
     ref = frame[frame.run == reference].pckh
     floor = float(ref.max()) - max_drop if len(ref) else None

@@ -99,10 +99,14 @@ def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, help="batch size of the latency (default 1)")
     p.add_argument("--baseline", default=None, help="run name of the baseline (default: the run named "
                                                     "'baseline' or a run without steps)")
+    p.add_argument("--side-by-side", type=int, nargs="?", const=50, default=0, metavar="ROUNDS",
+                   help="re-time every row's file here, round-robin in one process (default 50 rounds), and use "
+                        "those latencies: runs timed separately on a shared machine cannot be compared")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of the side-by-side timing (default 1)")
 
     def run(a: argparse.Namespace) -> int:
         rep = build_report(a.runs, a.out, max_drop=a.max_drop, runtime=a.runtime, batch=a.batch,
-                           baseline=a.baseline)
+                           baseline=a.baseline, side_by_side_rounds=a.side_by_side, threads=a.threads)
         print(f"{rep.table.run.nunique()} runs, baseline {rep.baseline or '(none)'}, {len(rep.table)} (run, runtime) "
               f"rows on {', '.join(rep.runtimes) or 'no runtime'}, latency {rep.latency}")
         picks = [f"{k} {r or '-'}" + (f" on {rt}" if r and rt else "") for k, r, rt in

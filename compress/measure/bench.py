@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import pandas as pd
 
 from compress.errors import HGCError
@@ -251,7 +252,8 @@ def bench_side_by_side(jobs: Sequence[tuple[str, str | None, str | None]], *, ba
     """Time many ``(file, runtime, precision hint)`` jobs round-robin in one process, the first as reference.
 
     Every round runs each job once, back to back, so a machine slowed by other work slows all of them alike;
-    ``ratio_median`` is the median over rounds of (job's time / reference's time in that round). This is how a
+    ``ratio_median`` is the median over rounds of (job's time / reference's time in that round), and ``ms`` the
+    per-round times, for ratios to another row (``paired_ratio``). This is how a
     report compares artifacts made by separate runs (``hgc report --side-by-side``).
     """
     if len(jobs) < 2:
@@ -267,8 +269,15 @@ def bench_side_by_side(jobs: Sequence[tuple[str, str | None, str | None]], *, ba
         ov = describe_predictor(predictor) if predictor.runtime == "openvino" else {}
         rows.append({"file": path, "runtime": predictor.runtime, "batch": batch, "threads": threads, "runs": runs,
                      "precision_hint": ov.get("precision_hint"), "executed": ov.get("executed"),
-                     **timing.summary(), **ratio_summary(timing, timings[0])})
+                     **timing.summary(), **ratio_summary(timing, timings[0]), "ms": list(timing.ms)})
     return pd.DataFrame(rows)
+
+
+def paired_ratio(ms: Sequence[float], reference_ms: Sequence[float]) -> float:
+    """Median over rounds of ``ms[r] / reference_ms[r]`` (two rows of one ``bench_side_by_side`` table)."""
+    if len(ms) != len(reference_ms) or not len(ms):
+        raise ValueError("paired ratios need two timings of the same rounds")
+    return float(np.median(np.asarray(ms, dtype=np.float64) / np.asarray(reference_ms, dtype=np.float64)))
 
 
 def format_table(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
