@@ -200,7 +200,8 @@ def sweep(paths: Sequence[str], jobs: int = 1, sets: Sequence[str] = (), checkpo
             handle.write(f"=== hgc sweep: {recipe.name} started {datetime.datetime.now().isoformat(timespec='seconds')}"
                          f" (pid {os.getpid()}) ===\n")
             handle.flush()
-            done = subprocess.run(run_command(path, overrides, checkpoint, out, device, quick) + ["--no-progress"],
+            # Progress on: not being a terminal, each bar writes one line per 10 % with its ETA (progress.py).
+            done = subprocess.run(run_command(path, overrides, checkpoint, out, device, quick),
                                   stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
         lines = log.read_text(errors="replace").strip().splitlines()
         outcome = JobOutcome(recipe.name, done.returncode, time.perf_counter() - started, str(log),

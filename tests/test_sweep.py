@@ -104,5 +104,6 @@ def test_sweep_runs_independent_processes(files: tuple[str, str], tmp_path: Path
     for name, steps in (("ft@steps.0.finetune.steps=200", 2), ("ft@steps.0.finetune.steps=300", 3)):
         row = json.loads((out / name / "results.json").read_text())
         assert row["quick"] is True and row["steps"][0]["metrics"]["steps"] == steps
-        assert "final: " in (out / name / "run.log").read_text()
+        log = (out / name / "run.log").read_text()
+        assert "final: " in log and f"{steps}/{steps} step (100%)" in log  # the child's progress, one line each
     assert len(lines) == 2 and all(": ok in " in line for line in lines)
