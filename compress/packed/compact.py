@@ -13,10 +13,9 @@ a 775 KB payload, 30× its share of the weights. Two changes shrink it without r
   values to equal values, so codebook layers keep ≤ k values, sparse zeros stay zero and hashed layers keep
   their ``±bucket`` structure. A tensor with a value beyond float16's range stays float32.
 
-Measured on ``hg2-128`` with every conv but the heads clustered to 16 values (one shot, no tuning;
-``/tmp``-free reproduction: ``hgc pack CKPT --floats exact --no-fold-norms`` against ``hgc pack CKPT``, then
-``hgc eval`` each ``.hgz`` on the first 500 ``synthetic:val`` images): 775,937 → 675,297 bytes (the float
-block 152 → 52 KB) at the same PCKh@0.5 (83.55 both).
+Measured on ``hg2-128`` with every conv but the heads clustered to 16 values (one shot, no tuning), packed
+with ``hgc pack CKPT --floats exact --no-fold-norms`` and with ``hgc pack CKPT``, each ``.hgz`` scored by
+``hgc eval … --limit 500``: 775,937 → 675,297 bytes (the float block 152 → 52 KB), PCKh@0.5 83.55 both.
 
 Both change the model: the packed file holds the changed one, and the runner scores the unpacked file, so
 the accuracy reported is that of what is stored. ``compact_floats`` changes the model in place.
