@@ -13,6 +13,7 @@ from typing import Sequence
 from compress.cli import (  # noqa: F401
     convert_cmds,
     data_cmds,
+    demo_cmds,
     export_cmds,
     pack_cmds,
     prune_cmds,

@@ -95,6 +95,8 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         first = first_line(exc) if str(exc).strip() else "unsupported object"
         raise HGCError(f"{path}: refused to load: the file pickles Python objects beyond plain tensors ({first})") from None
+    except (KeyError, IndexError, TypeError):  # what torch's unpickler raises on arbitrary bytes (a text file)
+        raise HGCError(f"{path}: not a readable checkpoint (not a torch.save file)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         reason = first_line(exc)
         raise HGCError(f"{path}: not a readable checkpoint (truncated or damaged?): {reason}") from None
