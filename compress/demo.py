@@ -127,7 +127,8 @@ def run_demo(checkpoint: str | None = None, out: str = "runs/demo", quick: bool 
     """Run the demo suite on ``checkpoint`` (default: the shipped hg2-128) into ``out`` and write the report.
 
     ``jobs`` recipes run at a time, each in its own process with ``threads`` intra-op threads (default: the
-    cores shared out, at least one); ``jobs=1`` runs them one after the other in this process. ``quick``
+    cores shared out, at least one), which prints its tagged lines to stdout; ``jobs=1`` runs them one after
+    the other in this process, its lines through ``echo``. ``quick``
     is the runner's smoke budget. Everything is checked before anything is written: the checkpoint loads
     as an hourglass, every recipe validates, ``out`` is writable and no other demo holds its lock.
     A recipe that fails is reported in ``failed`` and the others still run; the report covers the rest.
@@ -138,7 +139,8 @@ def run_demo(checkpoint: str | None = None, out: str = "runs/demo", quick: bool 
         raise HGCError(f"--jobs {jobs}: must be ≥ 1")
     if threads is not None and threads < 1:
         raise HGCError(f"--threads {threads}: must be ≥ 1")
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = threads or max(1, cores // jobs)
     base = os.path.abspath(checkpoint) if checkpoint else default_checkpoint()
     paths = suite_files()
     for recipe in check(paths, checkpoint=base):  # schema, names, input files
