@@ -22,10 +22,9 @@ import pandas as pd
 
 from compress.errors import HGCError
 from compress.measure.bench import bench_side_by_side, paired_ratio
+from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.recipe import runtime_engine
-
-PACKED_SUFFIX = ".hgz"
-UNPACKED_ONNX = "model.unpacked.onnx"  # what the runner exports and times for a packed artifact
+from compress.runner import UNPACKED_ONNX
 REFERENCE_RUNTIME = "onnxruntime-cpu"
 OPENVINO_RUNTIME = "openvino-cpu"
 

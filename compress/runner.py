@@ -40,6 +40,7 @@ from compress.runtime import describe_predictor, load_predictor, resolve_provide
 from compress.runtime_openvino import IR_SUFFIX, import_openvino
 from compress.steps import Budget, StepContext, StepResult, get_op
 
+UNPACKED_ONNX = "model.unpacked.onnx"  # in final/: the fp32 ONNX of a packed artifact, what runtimes time
 RESULTS_FORMAT = "hgc-results/1"
 Echo = Callable[[str], None]
 
@@ -451,7 +452,7 @@ def _unpacked_path(artifact: str, final: Path) -> str:
 
     Timed by onnxruntime, and its raw/gzip/lzma bytes are the size report's comparison for the ``.hgz``.
     """
-    path = final / "model.unpacked.onnx"
+    path = final / UNPACKED_ONNX
     if not path.is_file():
         unpack_file(artifact, str(path))
     return str(path)

@@ -87,12 +87,18 @@ def test_sparse_zeros_survive_and_codebook_layers_shrink(model, tmp_path: Path) 
     assert sparse.bytes < dense / 4
 
 
-def test_hashed_layer_rebuilds_from_buckets_and_seed_alone(model, tmp_path: Path) -> None:
+def _hash_one_layer(model: StackedHourglass) -> tuple[torch.nn.Conv2d, int, int]:
+    """Give ``stacks.0.res.0.conv2`` HashedNets weights (ratio 8, seed 7): (the conv, its seed, its buckets)."""
     conv = model.stacks[0].res[0].conv2
     seed, count = hashing.layer_seed(7, "stacks.0.res.0.conv2"), hashing.bucket_count(conv.weight.numel(), 8)
     values = np.random.default_rng(1).normal(0, 0.1, count).astype(np.float32)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(hashing.materialise(values, seed, tuple(conv.weight.shape))))
+    return conv, seed, count
+
+
+def test_hashed_layer_rebuilds_from_buckets_and_seed_alone(model, tmp_path: Path) -> None:
+    conv, seed, count = _hash_one_layer(model)
     rebuilt = hashing.materialise(hashing.recover(conv.weight.detach().numpy(), seed, count), seed, tuple(conv.weight.shape))
     assert np.array_equal(rebuilt, conv.weight.detach().numpy())
     lineage = [{"op": "hash", "params": {"ratio": 8.0, "seed": 7}}]
@@ -214,11 +220,7 @@ def test_stage_factors_multiply_to_the_ratio_and_count_what_the_file_holds(model
 
 
 def test_hashed_layers_count_their_buckets_as_stored_values(model, tmp_path: Path) -> None:
-    conv = model.stacks[0].res[0].conv2
-    seed, count = hashing.layer_seed(7, "stacks.0.res.0.conv2"), hashing.bucket_count(conv.weight.numel(), 8)
-    values = np.random.default_rng(1).normal(0, 0.1, count).astype(np.float32)
-    with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(hashing.materialise(values, seed, tuple(conv.weight.shape))))
+    conv, seed, count = _hash_one_layer(model)
     report = pack_model(model, tmp_path / "h.hgz", lineage=[{"op": "hash", "params": {"ratio": 8.0, "seed": 7}}])
     row = next(r for r in report.layers if r["kind"] == "x")
     assert row["weights"] == conv.weight.numel() and row["float_values"] == count and row["raw_stream_bytes"] == 0
