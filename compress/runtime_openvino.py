@@ -72,12 +72,16 @@ def choose_hint(requested: str | None, artifact: str | None, capabilities: Seque
 
     ``requested`` (``--precision``) wins; else an artifact that records bf16/fp16 as its precision asks for
     it; else the plugin's ``default`` (bf16 on AVX512-BF16/AMX CPUs, fp32 elsewhere) — what a user gets.
-    A precision the CPU lacks is one ``HGCError`` naming the missing capability.
+    A precision the CPU lacks is one ``HGCError`` naming the missing capability, except an fp16 artifact
+    on a CPU without FP16: halving the file is what fp16 is for there, so it runs in the default and the
+    tables say ``fp16 (run as fp32)``.
     """
     if requested is not None and requested not in OV_TYPES:
         raise HGCError(f"--precision {requested}: OpenVINO's CPU plugin runs {', '.join(OV_TYPES)} "
                        "(int8 comes from the model file: a QDQ ONNX or an int8 IR)")
     wanted = requested or (artifact if artifact in CAPABILITY else None)
+    if requested is None and artifact == "fp16" and CAPABILITY["fp16"][0] not in capabilities:
+        wanted = None  # an fp16 file is a storage precision: run in the plugin's default, as onnxruntime does
     if wanted is None:
         return default
     if wanted in CAPABILITY:

@@ -75,6 +75,10 @@ def test_precision_decision_with_faked_capabilities() -> None:
     assert ovr.choose_hint("fp32", None, WITH_BF16, "bf16") == "fp32"  # forced fp32
     assert ovr.choose_hint(None, "bf16", WITH_BF16, "fp32") == "bf16"  # a bf16 artifact asks for it
     assert ovr.choose_hint(None, "int8", WITH_BF16, "bf16") == "bf16"  # int8 files: float parts in the default
+    assert ovr.choose_hint(None, "fp16", NO_BF16, "fp32") == "fp32"  # an fp16 file where the CPU has no FP16
+    assert ovr.executed_label("fp16", "fp32") == "fp16 (run as fp32)"
+    with pytest.raises(HGCError, match=r"--precision fp16, but this CPU cannot run fp16"):
+        ovr.choose_hint("fp16", None, NO_BF16, "fp32")
     with pytest.raises(HGCError, match=r"artifact records precision bf16, but this CPU cannot run bf16: .*"
                                        r"FP32, INT8, BIN, EXPORT_IMPORT, no BF16 \(needs AVX512_BF16 or AMX-BF16\)"):
         ovr.choose_hint(None, "bf16", NO_BF16, "fp32")
