@@ -34,7 +34,8 @@ from compress.io import atomic_path, sha256_file
 from compress.progress import LineProgress, NoProgress
 from compress.recipe import load_recipe
 from compress.report import Report, build_report, display_table
-from compress.runner import RunLock, RunResult, preflight, run_recipe, write_json
+from compress.rundir import RunLock, write_json
+from compress.runner import RunResult, preflight, run_recipe
 from compress.sweep import check
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,16 +7,14 @@ once its outputs exist, ``done.json`` with the input hash (parent sha256 + op + 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import os
 import re
 import shutil
-import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import onnxruntime
 import torch
@@ -36,6 +34,7 @@ from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.packed.model import load_model
 from compress.packed.stages import float_values
 from compress.recipe import RUNTIMES, Recipe, check_inputs, runtime_engine
+from compress.rundir import RunLock, input_hash, read_json, write_json
 from compress.runtime import describe_predictor, load_predictor, resolve_providers
 from compress.runtime_openvino import IR_SUFFIX, import_openvino
 from compress.steps import Budget, StepContext, StepResult, get_op
@@ -66,83 +65,6 @@ class RunResult:
     steps: list[StepOutcome] = field(default_factory=list)
     results_path: str = ""
     results: dict[str, Any] = field(default_factory=dict)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``, or None when it is missing or unreadable.
-
-    Bookkeeping files that do not parse count as absent, so a torn write only costs recomputation.
-    """
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON through a temporary file and a rename.
-
-    Readers therefore see the old file or the new one, never a half-written one.
-    """
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def input_hash(inputs: dict[str, Any]) -> str:
-    """SHA-256 of the canonical (sorted-key) JSON of a step's inputs.
-
-    Equal inputs give equal hashes on any machine, which is what lets a re-run skip finished steps.
-    """
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class RunLock:
-    """``<run>/.lock`` (pid + host) so two processes never work in one run directory.
-
-    A lock left by a killed process on this host is taken over; one from another host must be removed by hand.
-    """
-
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / ".lock"
-        self.held = False
-
-    def __enter__(self) -> "RunLock":
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                owner = read_json(self.path) or {}
-                pid = owner.get("pid")
-                if not isinstance(pid, int) or isinstance(pid, bool):
-                    raise HGCError(f"{self.path}: unreadable run lock (no process id in it); if no other hgc run "
-                                   f"is using {self.path.parent}, remove {self.path} and run again") from None
-                if owner.get("host") == me["host"] and not _alive(pid):
-                    self.path.unlink(missing_ok=True)
-                    continue
-                raise HGCError(f"{self.path.parent}: in use by pid {owner.get('pid')} on {owner.get('host')} "
-                               f"(remove {self.path} if that run is dead)") from None
-            with os.fdopen(fd, "w") as handle:
-                json.dump(me, handle)
-            self.held = True
-            return self
-        raise HGCError(f"{self.path}: could not take the run lock")
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def preflight(recipe: Recipe, checkpoint_path: str | None, device: str) -> tuple[str, str | None]:
@@ -213,7 +135,8 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise HGCError(f"--out {out}: cannot create the run directory {run_dir} (a path on the way is a file)") from None
+        raise HGCError(f"--out {out}: cannot create the run directory {run_dir} (a path on the way is a file)"
+                       ) from None
     result = RunResult(name=recipe.name, dir=str(run_dir))
     with RunLock(run_dir):
         write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))

@@ -10,7 +10,8 @@ import pytest
 
 from compress import steps
 from compress.recipe import parse_recipe
-from compress.runner import read_json, run_recipe
+from compress.rundir import read_json
+from compress.runner import run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "compress" / "ARCHITECTURE.md"

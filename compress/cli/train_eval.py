@@ -1,4 +1,4 @@
-"""``hgc train`` and ``hgc eval``: thin wrappers over ``compress.train`` and ``compress.evaluate``."""
+"""``hgc train``, ``hgc eval``, ``hgc card`` and ``hgc ship``: thin wrappers over train, evaluate, modelcard and ship."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from compress.cli.common import command
 from compress.evaluate import evaluate_file
 from compress.modelcard import write_model_card
 from compress.nets.config import HourglassConfig
+from compress.ship import ship_run
 from compress.train import TrainConfig, train_new
 
 
@@ -113,6 +114,27 @@ def _card(p: argparse.ArgumentParser) -> None:
     def run(a: argparse.Namespace) -> int:
         numbers = write_model_card(a.model, a.out, command=a.train_command, data=a.data, curve_png=a.curve)
         print(f"wrote {a.out}: Mean PCKh@0.5 {numbers['table']['Mean']:.2f}, Mean@0.1 {numbers['Mean@0.1']:.2f}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("ship", "copy a finished run's model into models/ with a card measured on the copy (accuracy, side-by-side "
+                 "speed against the base)")
+def _ship(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN", help="a finished run directory, e.g. runs/pruning/prune-50")
+    p.add_argument("-o", "--out", required=True,
+                   help="e.g. models/hg2-128-prune50.pt (.pt: the last step's checkpoint; .onnx/.hgz/.xml: the "
+                        "run's evaluated artifact); the card goes beside it as .md")
+    p.add_argument("--rounds", type=int, default=50, help="side-by-side timing rounds against the base")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads while timing")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--no-timing", dest="timing", action="store_false", help="accuracy and size only")
+
+    def run(a: argparse.Namespace) -> int:
+        result = ship_run(a.run_dir, a.out, rounds=a.rounds, threads=a.threads, limit=a.limit, timing=a.timing)
+        speed = "".join(f", {row['speedup']:.2f}× faster in {row['runtime']}" for row in result.speed)
+        print(f"wrote {result.path} ({result.bytes:,} bytes) and {result.card}: PCKh@0.5 {result.pckh:.2f}{speed}")
         return 0
 
     p.set_defaults(run=run)

@@ -19,7 +19,8 @@ import torch
 from compress.export import export_onnx
 from compress.nets import checkpoint
 from compress.recipe import parse_recipe
-from compress.runner import read_json, run_recipe
+from compress.rundir import read_json
+from compress.runner import run_recipe
 from compress.runtime import load_predictor
 from compress.steps import Budget, registered_ops
 

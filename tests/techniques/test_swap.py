@@ -19,7 +19,8 @@ from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
 from compress.onnx_meta import read_metadata
 from compress.recipe import parse_recipe
-from compress.runner import read_json, run_recipe
+from compress.rundir import read_json
+from compress.runner import run_recipe
 from compress.steps import Budget, StepContext
 from compress.techniques.distill import SwapParams, block_mse, blockwise_init, build_student, swap
 
