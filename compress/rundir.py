@@ -1,4 +1,4 @@
-"""Run-directory bookkeeping: JSON files written atomically, step input hashes, and the run lock.
+"""Run-directory bookkeeping: atomic JSON files, step input hashes, the run lock, finished and reused steps.
 
 Kept apart from the runner so the demo and the sweep can hold a lock or write a record without a run.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 from compress.errors import HGCError
-from compress.io import write_text
+from compress.io import sha256_file, write_text
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -90,3 +92,60 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def clear_step(step_dir: Path) -> None:
+    """An empty ``step_dir`` (whatever a failed or outdated attempt left is deleted)."""
+    if step_dir.exists():
+        shutil.rmtree(step_dir)
+    step_dir.mkdir(parents=True)
+
+
+def remove_stale_steps(run_dir: Path, keep: set[str]) -> None:
+    """Delete step directories a previous version of the recipe left (``NN-op`` not in ``keep``)."""
+    for child in run_dir.iterdir():
+        if child.is_dir() and re.fullmatch(r"\d\d-.+", child.name) and child.name not in keep:
+            shutil.rmtree(child)
+
+
+def finished_step(step_dir: Path, digest: str, target: Path, artifact_root: Path | None = None
+                  ) -> dict[str, Any] | None:
+    """``done.json`` if it records ``digest`` and its output file (and artifact) still have the recorded sha256.
+
+    ``done.json``'s ``artifact`` is a path relative to ``artifact_root`` (default ``step_dir``); a missing or
+    changed artifact means the step is not finished, so it runs again instead of feeding a stale file on.
+    """
+    done = read_json(step_dir / "done.json")
+    if not done or done.get("input_hash") != digest or not target.is_file():
+        return None
+    if sha256_file(target) != done.get("output_sha256"):
+        return None
+    if done.get("artifact"):
+        path = (artifact_root or step_dir) / str(done["artifact"])
+        if not path.is_file() or sha256_file(path) != done.get("artifact_sha256"):
+            return None
+    return done
+
+
+def reuse_sibling(step_dir: Path, digest: str) -> str | None:
+    """Copy a finished step with the same input hash from another run under the same ``--out`` (a sweep's runs
+    that share their first steps); returns that run's name, or None when there is none.
+
+    The input hash covers the parent's sha256, the op, its parameters, the code version, the budget, the data
+    and the teacher, so the copy is exactly what running the step here would have produced.
+    """
+    run_dir = step_dir.parent
+    for sibling in sorted(run_dir.parent.iterdir()):
+        donor = sibling / step_dir.name
+        if sibling == run_dir or not donor.is_dir() or not finished_step(donor, digest, donor / "model.pt"):
+            continue
+        clear_step(step_dir)
+        staging = run_dir / f".{step_dir.name}.reuse"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(donor, staging, ignore=shutil.ignore_patterns("attempt.json"))
+        step_dir.rmdir()
+        os.replace(staging, step_dir)
+        if finished_step(step_dir, digest, step_dir / "model.pt"):  # the copy is checked like any finished step
+            return sibling.name
+        clear_step(step_dir)
+    return None

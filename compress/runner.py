@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,16 @@ from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.packed.model import load_model
 from compress.packed.stages import float_values
 from compress.recipe import RUNTIMES, Recipe, check_inputs, runtime_engine
-from compress.rundir import RunLock, input_hash, read_json, write_json
+from compress.rundir import (
+    RunLock,
+    clear_step,
+    finished_step,
+    input_hash,
+    read_json,
+    remove_stale_steps,
+    reuse_sibling,
+    write_json,
+)
 from compress.runtime import describe_predictor, load_predictor, resolve_providers
 from compress.runtime_openvino import IR_SUFFIX, import_openvino
 from compress.steps import Budget, StepContext, StepResult, get_op
@@ -91,37 +99,6 @@ def preflight(recipe: Recipe, checkpoint_path: str | None, device: str) -> tuple
     return base, teacher
 
 
-def _clear(step_dir: Path) -> None:
-    if step_dir.exists():
-        shutil.rmtree(step_dir)
-    step_dir.mkdir(parents=True)
-
-
-def _remove_stale_steps(run_dir: Path, keep: set[str]) -> None:
-    """Delete step directories a previous version of the recipe left (``NN-op`` not in ``keep``)."""
-    for child in run_dir.iterdir():
-        if child.is_dir() and re.fullmatch(r"\d\d-.+", child.name) and child.name not in keep:
-            shutil.rmtree(child)
-
-
-def _finished(step_dir: Path, digest: str, target: Path, artifact_root: Path | None = None) -> dict[str, Any] | None:
-    """``done.json`` if it records ``digest`` and its output file (and artifact) still have the recorded sha256.
-
-    ``done.json``'s ``artifact`` is a path relative to ``artifact_root`` (default ``step_dir``); a missing or
-    changed artifact means the step is not finished, so it runs again instead of feeding a stale file on.
-    """
-    done = read_json(step_dir / "done.json")
-    if not done or done.get("input_hash") != digest or not target.is_file():
-        return None
-    if sha256_file(target) != done.get("output_sha256"):
-        return None
-    if done.get("artifact"):
-        path = (artifact_root or step_dir) / str(done["artifact"])
-        if not path.is_file() or sha256_file(path) != done.get("artifact_sha256"):
-            return None
-    return done
-
-
 def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs", device: str = "cpu",
                quick: bool = False, progress: bool = True, echo: Echo | None = None) -> RunResult:
     """Run ``recipe`` from its base (or ``checkpoint``) into ``out/<name>/`` and write ``results.json``.
@@ -141,7 +118,7 @@ def run_recipe(recipe: Recipe, checkpoint: str | None = None, out: str = "runs",
     with RunLock(run_dir):
         write_text(run_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
         names = [f"{i:02d}-{s.op}" for i, s in enumerate(recipe.steps)]
-        _remove_stale_steps(run_dir, set(names))
+        remove_stale_steps(run_dir, set(names))
         teacher_file = teacher_path or base
         shared = {"code_version": ckpt.code_version(), "quick": quick, "data": recipe.train_data(),
                   "teacher_sha256": sha256_file(teacher_file)}
@@ -178,13 +155,18 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
               ) -> tuple[StepOutcome, dict[str, Any]]:
     """Skip, resume or run one step; returns its outcome and its ``done.json`` record."""
     digest = input_hash(inputs)
-    done = _finished(step_dir, digest, step_dir / "model.pt")
+    done = finished_step(step_dir, digest, step_dir / "model.pt")
     if done:
         return StepOutcome(index, step.op, str(step_dir), "skipped", 0.0, "skipped (unchanged)"), done
+    donor = reuse_sibling(step_dir, digest)
+    if donor:
+        done = read_json(step_dir / "done.json") or {}
+        return StepOutcome(index, step.op, str(step_dir), "reused", 0.0,
+                           f"reused from {donor} (identical inputs: same parent, op, parameters, code)"), done
     attempt = read_json(step_dir / "attempt.json")
     resume = bool(attempt and attempt.get("input_hash") == digest)
     if not resume:
-        _clear(step_dir)
+        clear_step(step_dir)
     (step_dir / "done.json").unlink(missing_ok=True)
     write_json(step_dir / "attempt.json", {"input_hash": digest, "inputs": inputs, "started": _now()})
     started = time.perf_counter()
@@ -257,10 +239,10 @@ def _finish(recipe: Recipe, run_dir: Path, model_path: str, model_sha: str, arti
     final, results_path = run_dir / "final", run_dir / "results.json"
     inputs = _final_inputs(recipe, model_sha, artifact, records, device, quick)
     digest = input_hash(inputs)
-    if _finished(final, digest, results_path, artifact_root=run_dir) and read_json(results_path):
+    if finished_step(final, digest, results_path, artifact_root=run_dir) and read_json(results_path):
         return StepOutcome(len(records), "final", str(final), "skipped", 0.0, "skipped (unchanged)"), \
             read_json(results_path) or {}
-    _clear(final)
+    clear_step(final)
     started = time.perf_counter()
     fp32_export = artifact is None
     if artifact is None:

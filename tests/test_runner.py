@@ -87,6 +87,23 @@ def test_steps_are_skipped_when_unchanged_and_rerun_when_changed(tmp_path: Path,
     assert [s.status for s in changed.steps] == ["skipped", "ran", "ran"]
 
 
+def test_a_step_finished_by_another_run_under_the_same_out_is_reused(tmp_path: Path, base: str) -> None:
+    out = str(tmp_path / "runs")
+    first = run_recipe(load_recipe(_recipe(tmp_path, "steps:\n" + _finetune(3), name="a")), checkpoint=base, out=out,
+                       progress=False)
+    shared = Path(first.dir) / "00-finetune"
+    second = run_recipe(load_recipe(_recipe(tmp_path, "steps:\n" + _finetune(3) + _finetune(2), name="b")),
+                        checkpoint=base, out=out, progress=False)
+    assert [s.status for s in second.steps] == ["reused", "ran", "ran"] and "reused from a" in second.steps[0].summary
+    copied = Path(second.dir) / "00-finetune"
+    assert (copied / "model.pt").read_bytes() == (shared / "model.pt").read_bytes()
+    assert not any(p.name.startswith(".") for p in Path(second.dir).iterdir() if p.name != ".lock")
+    other_seed = _finetune(3).replace("lr: 1.0e-3", "lr: 2.0e-3")  # different inputs: nothing to reuse
+    third = run_recipe(load_recipe(_recipe(tmp_path, "steps:\n" + other_seed, name="c")), checkpoint=base, out=out,
+                       progress=False)
+    assert [s.status for s in third.steps] == ["ran", "ran"]
+
+
 def test_damaged_outputs_are_never_trusted(tmp_path: Path, base: str) -> None:
     out = str(tmp_path / "runs")
     path = _recipe(tmp_path, "steps:\n" + _finetune(2))
