@@ -35,7 +35,7 @@ class ShipResult:
     path: str
     card: str
     sha256: str
-    bytes: int
+    bytes: int  # on disk: an IR's .xml and .bin together
     pckh: float
     pckh01: float
     run_pckh: float | None
@@ -70,8 +70,10 @@ def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limi
             shutil.copyfile(source.with_suffix(".bin"), tmp)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+    weights = target.with_suffix(".bin") if target.suffix == IR_SUFFIX else None
     result = ShipResult(path=str(target), card=str(card_path), sha256=sha256_file(target),
-                        bytes=target.stat().st_size, pckh=report.result.mean, pckh01=report.result.mean_01,
+                        bytes=target.stat().st_size + (weights.stat().st_size if weights else 0),
+                        pckh=report.result.mean, pckh01=report.result.mean_01,
                         run_pckh=results.get("pckh_mean"), speed=speed)
     write_text(card_path, card_text(result, results, run, data=data, samples=len(report.preds), note=note,
                                     rounds=rounds, threads=threads, cost=model_cost(str(target)), limit=limit))
@@ -171,7 +173,8 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
     if not results.get("steps"):
         lines.append("| — | (none: the base exported) | | |")
     lines += ["", "## File", "",
-              f"`{name}`: {result.bytes:,} bytes, sha256 `{result.sha256}`; {_count(cost.get('params'))} parameters, "
+              f"`{name}`{' + its `.bin`' if name.endswith(IR_SUFFIX) else ''}: {result.bytes:,} bytes, "
+              f"sha256 `{result.sha256}`; {_count(cost.get('params'))} parameters, "
               f"{_count(cost.get('macs'), 1e6, 1)} MMACs at batch 1; precision "
               f"{results.get('precision') or 'fp32'}"
               + (f"; {result.speed[0]['base_bytes'] / result.bytes:.2f}× smaller than the base's fp32 ONNX export "
