@@ -50,7 +50,8 @@ def side_by_side(rows: pd.DataFrame, baseline: str, batch: int = 1, runs: int = 
 
     Adds ``sbs_ms`` (p50 of this timing), ``x_faster_sbs`` (vs the baseline's fp32 ONNX in onnxruntime) and,
     when the baseline has an OpenVINO row, ``x_faster_vs_openvino`` (vs that row); ``latency_ms`` becomes
-    ``sbs_ms`` wherever the row was re-timed. Returns the frame and a description of the timing.
+    the reference's p50 × the row's paired ratio wherever the row was re-timed (``sbs_ms`` keeps the row's own
+    p50). Returns the frame and a description of the timing.
     """
     records = rows.to_dict("records")
     files = [timed_file(r) for r in records]
@@ -71,7 +72,10 @@ def side_by_side(rows: pd.DataFrame, baseline: str, batch: int = 1, runs: int = 
     if ov_ref is not None:
         out["x_faster_vs_openvino"] = [1 / paired_ratio(ms[i], ms[ov_ref]) if i in ms else math.nan
                                        for i in range(len(records))]
-    out["latency_ms"] = [p50.get(i, lat) for i, lat in enumerate(rows["latency_ms"])]
+    # the latency column (and the fronts drawn from it): the reference's p50 times the row's paired ratio, so a
+    # burst of other work during some rounds moves every row alike instead of reordering them
+    out["latency_ms"] = [p50[ref] * paired_ratio(ms[i], ms[ref]) if i in ms else lat
+                         for i, lat in enumerate(rows["latency_ms"])]
     left = sorted({str(records[i]["run"]) + f" [{records[i]['runtime']}]"
                    for i in range(len(records)) if i not in ms and isinstance(records[i].get("runtime"), str)})
     info = {"rounds": runs, "batch": batch, "threads": threads, "files": len(order),

@@ -200,6 +200,11 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
                   f"{', openvino ' + str(machine.get('openvino')) if machine.get('openvino') else ''}.", "",
                   f"Re-time: `hgc export {results['base']} -o base.onnx` then `hgc bench base.onnx {result.path} "
                   f"--pair --threads {threads} --batch 1 --runs {rounds}`."]
+    numbers = {"file": name, "sha256": result.sha256, "bytes": result.bytes, "data": data, "samples": samples,
+               "limit": limit, "Mean": round(result.pckh, 6), "Mean@0.1": round(result.pckh01, 6),
+               "speed": [{k: v for k, v in row.items() if k != "base_bytes"} for row in result.speed]}
+    lines += ["", "Machine-readable (what `tests/models/` checks against the file):", "", "```json",
+              json.dumps(numbers), "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -46,6 +46,8 @@ def test_rows_are_retimed_against_the_baseline_onnx(onnx_files, tmp_path: Path) 
     out, info = side_by_side(frame, "baseline", batch=1, runs=3, threads=1)
     ort_base = out[(out.run == "baseline") & (out.runtime == "onnxruntime-cpu")].iloc[0]
     assert ort_base.x_faster_sbs == 1.0 and ort_base.latency_ms == ort_base.sbs_ms != 123.0
+    retimed = out[out.sbs_ms.notna()]  # the latency column follows the paired ratios, not each row's own p50
+    assert ((retimed.latency_ms - ort_base.sbs_ms / retimed.x_faster_sbs).abs() < 1e-9).all()
     torch_rows, gone = out[out.runtime == "torch-cpu"], out[out.run == "gone"].iloc[0]
     assert (torch_rows.latency_ms == 123.0).all() and torch_rows.sbs_ms.isna().all()
     assert gone.latency_ms == 7.0 and math.isnan(gone.x_faster_sbs)

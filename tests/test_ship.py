@@ -44,6 +44,8 @@ def test_checkpoint_is_shipped_byte_identical_with_a_card(finished_run: Path, tm
     recorded = json.loads((finished_run / "results.json").read_text())["pckh_mean"]
     assert result.run_pckh == recorded and abs(result.pckh - recorded) < 1e-6  # same file, same 8 samples
     assert "## Speed" not in card and sorted(p.name for p in out.parent.iterdir()) == ["tiny.md", "tiny.pt"]
+    numbers = json.loads(card.split("```json\n")[-1].split("\n```")[0])  # what tests/models/ checks
+    assert numbers["sha256"] == result.sha256 and numbers["samples"] == 8 and numbers["limit"] == 8
 
 
 def test_artifact_is_timed_side_by_side_against_the_base(finished_run: Path, tmp_path: Path,

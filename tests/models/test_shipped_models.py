@@ -11,11 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from compress.evaluate import evaluate
+from compress.evaluate import evaluate, evaluate_file
+from compress.io import sha256_file
 from compress.nets import checkpoint
+from compress.ship import SHIPPABLE
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-CARDED = sorted(p for p in MODELS.glob("*.pt") if p.with_suffix(".md").is_file())
+CARDED = sorted(p for p in MODELS.glob("*.pt") if p.with_suffix(".md").is_file() and "hgc ship" not in
+                p.with_suffix(".md").read_text())  # trained checkpoints, carded by ``hgc card``
+SHIPPED = sorted(p for p in MODELS.iterdir() if p.suffix in SHIPPABLE and p.with_suffix(".md").is_file()
+                 and p not in CARDED)  # run outputs, carded by ``hgc ship``
 
 
 def card_numbers(card: Path) -> dict:
@@ -49,3 +54,20 @@ def test_small_model_card_is_reproduced(path: Path) -> None:
 @pytest.mark.parametrize("path", [p for p in CARDED if p.stat().st_size >= 2_000_000], ids=lambda p: p.name)
 def test_reference_model_card_is_reproduced(path: Path) -> None:
     _check_card(path)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_file_is_the_one_its_card_describes(path: Path) -> None:
+    numbers = card_numbers(path.with_suffix(".md"))
+    weights = path.stat().st_size + (path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0)
+    assert numbers["file"] == path.name and numbers["sha256"] == sha256_file(path) and numbers["bytes"] == weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_file_card_accuracy_is_reproduced(path: Path) -> None:
+    numbers = card_numbers(path.with_suffix(".md"))
+    report = evaluate_file(str(path), numbers["data"], limit=numbers["limit"])
+    assert report.result.mean == pytest.approx(numbers["Mean"], abs=0.01)
+    assert report.result.mean_01 == pytest.approx(numbers["Mean@0.1"], abs=0.01)
+    assert len(report.preds) == numbers["samples"]
