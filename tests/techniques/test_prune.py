@@ -276,9 +276,11 @@ def test_a_killed_run_resumes_after_its_last_finished_phase(trained: Path, tmp_p
     monkeypatch.setattr(op_module, "_final_metrics", lambda *args: {"iterations": args[4]})  # no export: not tested here
     after_one = checkpoint.read_payload(tmp_path / "prune-state.pt")["meta"]
     assert after_one["prune_phases"] == 1 and after_one["prune_target"] == {"kind": "channels", "value": 0.5}
-    result = prune(checkpoint.load(trained)[0], params,
-                   StepContext(step_dir=tmp_path, data="synthetic:train", progress=False, resume=True))
+    assert (tmp_path / "phase0.pt").is_file()  # the first phase's checkpoint, made before the kill
+    ctx = StepContext(step_dir=tmp_path, data="synthetic:train", progress=False, resume=True)
+    result = prune(checkpoint.load(trained)[0], params, ctx)
     assert [h["iteration"] for h in result.metrics["iterations"]] == [1, 2]
+    assert tmp_path / "phase0.pt" in ctx.scratch_files  # deleted by the runner with the resumed phase's files
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     resumed = log.index({"event": "resumed", "phases_done": 1})
     assert [r["iteration"] for r in log[resumed:] if r.get("event") == "prune"] == [2]  # iteration 1 not redone

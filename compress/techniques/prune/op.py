@@ -105,6 +105,9 @@ def prune(model: Any, params: PruneParams, ctx: StepContext) -> StepResult:
         ctx.log({"event": "resumed", "phases_done": done})
     keep = {"kind": target.kind, "value": target.value}
     offset = 1 if params.slimming else 0
+    for phase in range(params.iterations + offset):  # a resumed step also deletes the phases done before it
+        ctx.scratch(f"phase{phase}.pt")
+        ctx.scratch(f"phase{phase}.pt.state")
     if params.slimming and done == 0:
         penalty = slimming_loss(model, norms, params.slimming.l1)
         history.append({"slimming": _phase(model, params, ctx, 0, params.iterations, params.slimming.steps,
