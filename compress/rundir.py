@@ -127,9 +127,9 @@ def finished_step(step_dir: Path, digest: str, target: Path, artifact_root: Path
     return done
 
 
-def reuse_sibling(step_dir: Path, digest: str) -> str | None:
+def reuse_sibling(step_dir: Path, digest: str) -> tuple[str, dict[str, Any]] | None:
     """Copy a finished step with the same input hash from another run under the same ``--out`` (a sweep's runs
-    that share their first steps); returns that run's name, or None when there is none.
+    that share their first steps); returns that run's name and the copy's ``done.json``, or None.
 
     The input hash covers the parent's sha256, the op, its parameters, the code version, the budget, the data
     and the teacher, so the copy is exactly what running the step here would have produced.
@@ -145,7 +145,8 @@ def reuse_sibling(step_dir: Path, digest: str) -> str | None:
         shutil.copytree(donor, staging, ignore=shutil.ignore_patterns("attempt.json"))
         step_dir.rmdir()
         os.replace(staging, step_dir)
-        if finished_step(step_dir, digest, step_dir / "model.pt"):  # the copy is checked like any finished step
-            return sibling.name
+        done = finished_step(step_dir, digest, step_dir / "model.pt")  # checked like any finished step
+        if done:
+            return sibling.name, done
         clear_step(step_dir)
     return None

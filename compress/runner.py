@@ -158,9 +158,9 @@ def _run_step(index: int, step: Any, step_dir: Path, inputs: dict[str, Any], par
     done = finished_step(step_dir, digest, step_dir / "model.pt")
     if done:
         return StepOutcome(index, step.op, str(step_dir), "skipped", 0.0, "skipped (unchanged)"), done
-    donor = reuse_sibling(step_dir, digest)
-    if donor:
-        done = read_json(step_dir / "done.json") or {}
+    reused = reuse_sibling(step_dir, digest)
+    if reused:
+        donor, done = reused
         return StepOutcome(index, step.op, str(step_dir), "reused", 0.0,
                            f"reused from {donor} (identical inputs: same parent, op, parameters, code)"), done
     attempt = read_json(step_dir / "attempt.json")

@@ -23,7 +23,8 @@ from compress.measure.machine import deciding_features, machine_info
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.rundir import read_json
 from compress.runner import RESULTS_FORMAT
-from compress.runtime_openvino import IR_SUFFIX, import_openvino
+from compress.runtime_openvino import IR_SUFFIX
+from compress.runtime_openvino import available as openvino_available
 
 SHIPPABLE = (".pt", ".onnx", PACKED_SUFFIX, IR_SUFFIX)
 
@@ -129,7 +130,7 @@ def _time_beside_base(shipped: str, base: str, rounds: int, threads: int) -> lis
             timed = str(Path(scratch) / "shipped.onnx")
             export_onnx(shipped, timed, parity_images=1)
         runtimes = [] if suffix == IR_SUFFIX else ["onnxruntime"]
-        if _has_openvino():
+        if openvino_available():
             runtimes.append("openvino")
         if not runtimes:
             return []
@@ -143,14 +144,6 @@ def _time_beside_base(shipped: str, base: str, rounds: int, threads: int) -> lis
                      "speedup": paired_ratio(ref.ms, this.ms), "base_bytes": base_bytes,
                      "executed": this.executed if isinstance(this.executed, str) else None})
     return rows
-
-
-def _has_openvino() -> bool:
-    try:
-        import_openvino()
-    except HGCError:
-        return False
-    return True
 
 
 def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: str, samples: int, note: str,
