@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from compress.errors import HGCError, first_line
+from compress.rundir import read_json
 from compress.runner import RESULTS_FORMAT
 
 REQUIRED = {"name": str, "pckh_mean": (int, float, type(None)), "bytes": int, "params": (int, float),
@@ -55,6 +56,25 @@ def read_results(path: Path) -> dict[str, Any]:
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
             raise HGCError(f"{path}: corrupt results file: {key!r} is missing or has the wrong type")
     return data
+
+
+def finished_results(run: Path, verb: str) -> dict[str, Any]:
+    """The ``results.json`` of a finished, full-budget run directory; ``verb`` (``ship``, ``archive``) prefixes errors.
+
+    A missing or foreign file, or a ``--quick`` smoke run, is an error: only a run finished at its recipe's
+    budget is worth shipping or keeping.
+    """
+    path = run / "results.json"
+    if not run.is_dir():
+        raise HGCError(f"{verb}: {run}: no such run directory")
+    results = read_json(path)
+    if results is None:
+        raise HGCError(f"{verb}: {path}: missing or unreadable: not a finished hgc run (run it to the end first)")
+    if results.get("format") != RESULTS_FORMAT:
+        raise HGCError(f"{verb}: {path}: format {results.get('format')!r}, expected {RESULTS_FORMAT!r}")
+    if results.get("quick"):
+        raise HGCError(f"{verb}: {path}: a --quick run (smoke-test budget): use a full run")
+    return results
 
 
 def latency_column(runtime: str, batch: int, stat: str = "p50") -> str:

@@ -21,8 +21,7 @@ from compress.io import atomic_path, check_output, sha256_file, write_text
 from compress.measure.bench import bench_side_by_side, model_cost, paired_ratio
 from compress.measure.machine import deciding_features, machine_info
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
-from compress.rundir import read_json
-from compress.runner import RESULTS_FORMAT
+from compress.results import finished_results
 from compress.runtime_openvino import IR_SUFFIX
 from compress.runtime_openvino import available as openvino_available
 
@@ -52,7 +51,7 @@ def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limi
     since the run recorded its sha256.
     """
     run = Path(run_dir)
-    results = _results(run)
+    results = finished_results(run, "ship")
     source, note = _source_file(run, results, Path(out).suffix)
     target, card_path = Path(out), Path(out).with_suffix(".md")
     check_output(target)
@@ -79,20 +78,6 @@ def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limi
     write_text(card_path, card_text(result, results, run, data=data, samples=len(report.preds), note=note,
                                     rounds=rounds, threads=threads, cost=model_cost(str(target)), limit=limit))
     return result
-
-
-def _results(run: Path) -> dict[str, Any]:
-    path = run / "results.json"
-    if not run.is_dir():
-        raise HGCError(f"ship: {run}: no such run directory")
-    results = read_json(path)
-    if results is None:
-        raise HGCError(f"ship: {path}: missing or unreadable: not a finished hgc run (run it to the end first)")
-    if results.get("format") != RESULTS_FORMAT:
-        raise HGCError(f"ship: {path}: format {results.get('format')!r}, expected {RESULTS_FORMAT!r}")
-    if results.get("quick"):
-        raise HGCError(f"ship: {path}: a --quick run (smoke-test budget): ship a full run")
-    return results
 
 
 def _source_file(run: Path, results: dict[str, Any], suffix: str) -> tuple[Path, str]:

@@ -1,11 +1,12 @@
-"""``hgc recipe check|ops``, ``hgc run``, ``hgc sweep`` and ``hgc report``.
+"""``hgc recipe check|ops``, ``hgc run``, ``hgc sweep``, ``hgc report`` and ``hgc archive``.
 
-Thin wrappers: each parses, calls one function of ``compress.sweep``, ``compress.recipe`` or ``compress.report``, prints.
+Thin wrappers: each parses, calls one function (sweep, recipe, report, archive), prints.
 """
 from __future__ import annotations
 
 import argparse
 
+from compress.archive import archive_run
 from compress.cli.common import command
 from compress.recipe import catalog
 from compress.report import build_report
@@ -115,6 +116,21 @@ def _report(p: argparse.ArgumentParser) -> None:
         for note in rep.notes:
             print(f"note: {note}")
         print(f"wrote {', '.join(rep.files)}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("archive", "keep finished runs' report rows (results.json + evaluated artifact) for a report made later")
+def _archive(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="finished run directories, e.g. runs/prune/prune-50")
+    p.add_argument("-o", "--out", required=True, help="directory to keep them in, e.g. reports/pruning/runs")
+
+    def run(a: argparse.Namespace) -> int:
+        for run_dir in a.runs:
+            kept = archive_run(run_dir, a.out)
+            what = "unchanged" if kept.unchanged else f"{len(kept.files)} files, {kept.bytes:,} bytes"
+            print(f"{kept.path}: {what}")
         return 0
 
     p.set_defaults(run=run)

@@ -1,0 +1,89 @@
+"""``hgc archive``: keep a finished run's report row — its ``results.json`` and the files that row describes.
+
+A run directory holds every step's checkpoints and phase files (tens of MB) on the machine that ran it. A
+report whose rows were made in different sessions, or on different machines, needs of each run only its row
+and its evaluated artifact: ``hgc report`` reads an archived run exactly as it reads the run directory, and
+``--side-by-side`` re-times the archived artifact, so the report can be remade anywhere with one command.
+
+Kept, under ``OUT/<run name>/`` at the same relative paths: ``results.json``, ``recipe.yaml`` (what made it),
+the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` with the fp32 ONNX the runtimes time), each
+checked against the sha256 the run recorded. The copy is made in a temporary directory and renamed into place.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compress.errors import HGCError
+from compress.io import sha256_file
+from compress.packed.format import SUFFIX as PACKED_SUFFIX
+from compress.results import finished_results
+from compress.runner import UNPACKED_ONNX
+from compress.runtime_openvino import IR_SUFFIX
+
+
+@dataclass
+class ArchivedRun:
+    """Where a run's row was kept, which files (relative to it) and their bytes in all."""
+
+    path: str
+    name: str
+    files: list[str]
+    bytes: int
+    unchanged: bool  # the same run was archived there before: nothing written
+
+
+def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
+    """The run-relative files a report row needs, the artifact checked against its recorded sha256."""
+    artifact = results.get("artifact") or {}
+    rel = str(artifact.get("path") or "")
+    path = run / rel
+    if not rel or not path.is_file():
+        raise HGCError(f"archive: {run / 'results.json'}: its artifact {rel!r} is missing from the run directory")
+    if artifact.get("sha256") and sha256_file(path) != artifact["sha256"]:
+        raise HGCError(f"archive: {path}: changed since the run recorded it (sha256 differs): rerun the recipe")
+    files = ["results.json", rel]
+    if path.suffix == IR_SUFFIX:
+        files.append(str(Path(rel).with_suffix(".bin")))
+    if path.suffix == PACKED_SUFFIX:
+        files.append(str(Path(rel).parent / UNPACKED_ONNX))
+    if (run / "recipe.yaml").is_file():
+        files.append("recipe.yaml")
+    missing = [f for f in files if not (run / f).is_file()]
+    if missing:
+        raise HGCError(f"archive: {run / missing[0]}: missing (the run directory is incomplete)")
+    return files
+
+
+def archive_run(run_dir: str, out: str) -> ArchivedRun:
+    """Copy ``run_dir``'s report row into ``out/<run name>/`` (see the module docstring for what is kept).
+
+    Archiving the same run again is a no-op; a different run under that name is an error, never overwritten.
+    """
+    run, root = Path(run_dir), Path(out)
+    results = finished_results(run, "archive")
+    files = archive_files(run, results)
+    name = str(results["name"])
+    target = root / name
+    if not root.is_dir():
+        raise HGCError(f"archive: -o {out}: no such directory")
+    size = sum((run / f).stat().st_size for f in files)
+    if target.exists():
+        same = all((target / f).is_file() and sha256_file(target / f) == sha256_file(run / f) for f in files)
+        if not same:
+            raise HGCError(f"archive: {target} already holds a different run named {name!r}: remove it first")
+        return ArchivedRun(str(target), name, files, size, unchanged=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        for rel in files:
+            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run / rel, scratch / rel)
+        scratch.chmod(0o755)
+        scratch.rename(target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return ArchivedRun(str(target), name, files, size, unchanged=False)
