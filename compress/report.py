@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ import pandas as pd
 
 from compress.errors import HGCError
 from compress.io import atomic_path
-from compress.pareto import pareto_front
 from compress.measure.machine import deciding_features
+from compress.pareto import pareto_front
+from compress.report_plots import plot, plot_macs, short_label
 from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.report_timing import side_by_side
 from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
@@ -111,78 +111,14 @@ def analyse(frame: pd.DataFrame, baseline: str | None, max_drop: float
     return frame, smallest, fastest, ref_name
 
 
-def short_label(run: str) -> str:
-    """Plot label of a run: ``ft@steps.0.finetune.steps=10`` → ``ft@steps=10``.
-
-    Full override paths would crowd the plots; the last path segment names the swept setting.
-    """
-    name, at, rest = run.partition("@")
-    if not at or "=" not in rest:
-        return run
-    return name + "@" + ",".join(f"{k.split('.')[-1]}={v}" for k, _, v in (p.partition("=") for p in rest.split(",")))
-
-
-def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, baseline: str | None,
-         floor: float | None, floor_label: str = "max-drop floor") -> tuple[bytes, bytes]:
-    """PCKh (y) against ``x`` (log scale): runs labelled, the pareto front as a staircase, baseline starred.
-
-    Returns (PNG, SVG) bytes; matplotlib's Agg canvas is used directly, no GUI backend is touched.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-
-    fig = Figure(figsize=(8, 5.2), dpi=130)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    pts = frame[frame[x].notna() & frame.pckh.notna() & (frame[x] > 0)]
-    on, off = pts[pts[front]], pts[~pts[front]]
-    ax.scatter(off[x], off.pckh, s=36, color="0.6", label="dominated", zorder=3)
-    ax.scatter(on[x], on.pckh, s=44, color="tab:blue", label="pareto front", zorder=4)
-    line = on.sort_values(x)
-    if len(line) > 1:
-        ax.plot(line[x], line.pckh, drawstyle="steps-post", color="tab:blue", alpha=0.6, zorder=2)
-    base = pts[pts.run == baseline] if baseline else pts.iloc[0:0]
-    if len(base):
-        ax.scatter(base[x], base.pckh, s=260, marker="*", facecolor="none", edgecolor="tab:red", linewidth=1.6,
-                   label="baseline" if baseline == "baseline" else f"baseline ({baseline})", zorder=5)
-    show_floor = floor is not None and math.isfinite(floor) and floor >= 0
-    if show_floor:
-        ax.axhline(floor, color="tab:red", linestyle=":", linewidth=1, label=floor_label, zorder=1)
-    for i, (_, r) in enumerate(pts.iterrows()):
-        ax.annotate(r.label, (r[x], r.pckh), xytext=(6, 4 if i % 2 == 0 else -10),
-                    textcoords="offset points", fontsize=8, color="0.15")
-    ax.set_xscale("log")
-    if len(pts):
-        lo, hi = float(pts[x].min()), float(pts[x].max())
-        narrow = hi / lo < 3
-        ax.set_xlim(lo / (1.15 if narrow else 1.5), hi * (1.6 if narrow else 2.5))  # room for labels on the right
-        ylo, yhi = float(pts.pckh.min()), float(pts.pckh.max())
-        ylo = min(ylo, floor) if show_floor else ylo
-        pad = max(0.5, (yhi - ylo) * 0.12)
-        ax.set_ylim(max(0.0, ylo - pad), min(100.0, yhi + pad) if yhi < 100 else yhi + pad)
-    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-    ax.xaxis.set_major_formatter(plain)
-    every = len(pts) and float(pts[x].max()) / float(pts[x].min()) < 10  # < a decade: label every minor tick
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if every or f"{v:.0e}"[0] in "25" else ""))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("PCKh@0.5 (mean, %)")
-    ax.set_title(title, fontsize=11)
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    png, svg = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png")
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    return png.getvalue(), svg.getvalue()
-
-
 DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "precision": "precision (executed)",
            "pckh": "PCKh@0.5", "d_pckh": "ΔPCKh", "pckh01": "PCKh@0.1", "auc": "AUC", "params": "params",
            "macs": "MMACs", "bytes": "MB", "gzip_bytes": "gzip MB", "x_smaller": "×smaller", "latency_ms": "p50 ms",
            "x_faster": "×faster", "x_vs_best_base": "×vs best base", "front": "front"}
 
 
+PLOT_TITLES = {"pckh_vs_latency": "PCKh vs latency", "pckh_vs_size": "PCKh vs size",
+               "pckh_latency_vs_macs": "PCKh and latency vs MACs"}
 SIDE_BY_SIDE = {"x_faster_sbs": "×faster paired", "x_faster_vs_openvino": "×vs OpenVINO fp32"}
 
 
@@ -262,8 +198,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
                     _markdown_table(table), "", legend, "", *_quant_section(frame),
                     *size_section(rep.sizes, rep.coders, _markdown_table), "## Plots", "",
-                    "![PCKh vs latency](pckh_vs_latency.png)", "", "![PCKh vs size](pckh_vs_size.png)", ""])
-    imgs = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
+                    *[line for name in images for line in (f"![{PLOT_TITLES.get(name, name)}]({name}.png)", "")]])
+    imgs = "".join(f'<figure><img alt="{html.escape(PLOT_TITLES.get(n, n))}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
     style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
              "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px;"
@@ -375,6 +311,9 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
                                      "PCKh vs latency", "front_latency", base, floor, floor_label),
              "pckh_vs_size": plot(frame.assign(mb=frame.bytes / 1e6), "mb", "artifact size on disk (MB, log)",
                                   "PCKh vs size", "front_size", base, floor, floor_label)}
+    macs = plot_macs(frame, base, f"p50 latency, {where}, batch {batch} (ms, log)")
+    if macs is not None:
+        plots["pckh_latency_vs_macs"] = macs
     md, page = _texts(rep, frame, runs, picks, max_drop, reference, {k: v[0] for k, v in plots.items()})
     try:
         os.makedirs(out, exist_ok=True)

@@ -15,7 +15,8 @@ from compress.nets.hourglass import StackedHourglass
 from compress.packed.stages import STAGES
 from compress.pareto import pareto_front
 from compress.recipe import load_recipe
-from compress.report import build_report, short_label
+from compress.report import build_report
+from compress.report_plots import plot_macs, short_label
 from compress.report_size import size_section, size_table
 from compress.results import results_table
 from compress.runner import run_recipe
@@ -52,7 +53,7 @@ def test_report_files_table_fronts_and_picks(runs: Path, tmp_path: Path) -> None
     rep = build_report([str(runs)], str(out), max_drop=1.0, runtime="onnxruntime-cpu")
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["results.csv", "report.md", "report.html", "pckh_vs_latency.png", "pckh_vs_latency.svg",
-         "pckh_vs_size.png", "pckh_vs_size.svg"])
+         "pckh_vs_size.png", "pckh_vs_size.svg", "pckh_latency_vs_macs.png", "pckh_latency_vs_macs.svg"])
     assert rep.baseline == "baseline" and rep.latency == "p50_ms:onnxruntime-cpu:b1"
     table = rep.table.set_index("run")
     assert table.loc["prune50", "x_smaller"] == pytest.approx(10.0 / 5.2)
@@ -68,9 +69,9 @@ def test_report_files_table_fronts_and_picks(runs: Path, tmp_path: Path) -> None
     assert len(csv) == len(RUNS) and {"front", "x_smaller", "x_faster", "d_pckh"} <= set(csv.columns)
     md = (out / "report.md").read_text()
     assert "| run | runtime | steps |" in md and "**smallest**: `prune50` on onnxruntime-cpu" in md
-    assert "pckh_vs_size.png" in md
+    assert "pckh_vs_size.png" in md and "![PCKh and latency vs MACs](pckh_latency_vs_macs.png)" in md
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 and 'src="http' not in page and "<table" in page
+    assert page.count("data:image/png;base64,") == 3 and 'src="http' not in page and "<table" in page
     assert (out / "pckh_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in (out / "pckh_vs_size.svg").read_text()
 
@@ -274,3 +275,11 @@ def test_a_packed_run_gets_the_size_table_whose_stage_factors_multiply_to_its_ra
     assert math.isnan(blank.set_index("run").loc["dc", "pruning_x"])
     assert blank.set_index("run").loc["dc", "sparsity_x"] == dc.sparsity_x
     assert "ONNX × and pruning × are blank" in "\n".join(size_section(blank, pd.DataFrame(), str))
+
+
+def test_macs_figure_needs_two_distinct_mac_counts(runs: Path, tmp_path: Path) -> None:
+    frame = results_table([str(runs / "baseline")]).assign(label="baseline", latency_ms=20.0)
+    assert plot_macs(frame, "baseline", "ms") is None  # one run: nothing to compare
+    two = pd.concat([frame, frame.assign(run="p", label="p", macs=frame.macs / 2, latency_ms=5.0)])
+    png, svg = plot_macs(two, "baseline", "ms")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and "<svg" in svg.decode()
