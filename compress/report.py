@@ -111,7 +111,8 @@ def analyse(frame: pd.DataFrame, baseline: str | None, max_drop: float
     return frame, smallest, fastest, ref_name
 
 
-DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "precision": "precision (executed)",
+DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "steps_min": "steps min",
+           "precision": "precision (executed)",
            "pckh": "PCKh@0.5", "d_pckh": "ΔPCKh", "pckh01": "PCKh@0.1", "auc": "AUC", "params": "params",
            "macs": "MMACs", "bytes": "MB", "gzip_bytes": "gzip MB", "x_smaller": "×smaller", "latency_ms": "p50 ms",
            "x_faster": "×faster", "x_vs_best_base": "×vs best base", "front": "front"}
@@ -140,7 +141,7 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     shown["gzip_bytes"] = shown.gzip_bytes / 1e6
     fmt = {"pckh": "{:.2f}", "d_pckh": "{:+.2f}", "pckh01": "{:.2f}", "auc": "{:.2f}", "params": "{:,.0f}",
            "macs": "{:.1f}", "bytes": "{:.3f}", "gzip_bytes": "{:.3f}", "x_smaller": "{:.2f}×",
-           "latency_ms": "{:.3g}", "x_faster": "{:.2f}×", "x_vs_best_base": "{:.2f}×",
+           "latency_ms": "{:.3g}", "steps_min": "{:.0f}", "x_faster": "{:.2f}×", "x_vs_best_base": "{:.2f}×",
            **{k: "{:.2f}×" for k in paired}}
     for col, spec in fmt.items():
         shown[col] = [spec.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else "" for v in shown[col]]
@@ -189,7 +190,9 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
     summary = _summary(rep, frame, picks, max_drop, reference)
     notes = [f"- ⚠ {n}" for n in rep.notes]
     legend = ("`front`: on the PCKh-vs-latency and/or PCKh-vs-size pareto front (no other (run, runtime) row is "
-              "at least as accurate and at least as small/fast, and strictly better in one). ×smaller = baseline "
+              "at least as accurate and at least as small/fast, and strictly better in one). steps min = wall "
+              "minutes of the run's recipe steps as recorded (a resumed step: its last sitting; a step reused "
+              "from a sibling run: that run's time). ×smaller = baseline "
               "bytes / bytes; ×faster = baseline p50 on the same runtime / p50; ×vs best base = baseline p50 on "
               "its fastest runtime / p50; ΔPCKh = PCKh − baseline PCKh on the same runtime. PCKh is scored as "
               "each runtime runs the artifact where that differs (OpenVINO: its precision hint); precision "

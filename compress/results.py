@@ -88,7 +88,8 @@ def latency_column(runtime: str, batch: int, stat: str = "p50") -> str:
 def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
     pckh = data.get("pckh") or {}
     row = {"run": data["name"], "steps": " → ".join(str(s.get("op")) for s in data["steps"]) or "(none)",
-           "n_steps": len(data["steps"]), "precision": data.get("precision"), "pckh": _float(data["pckh_mean"]),
+           "n_steps": len(data["steps"]), "steps_min": _minutes(data["steps"]), "precision": data.get("precision"),
+           "pckh": _float(data["pckh_mean"]),
            "pckh01": _float(data.get("pckh01_mean")), "auc": _float(data.get("auc")),
            **{col: _float(pckh.get(col)) for col in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")},
            "params": data["params"], "macs": data.get("macs"), "bytes": data["bytes"],
@@ -185,6 +186,12 @@ def _times_the_artifact(lat: dict[str, Any], data: dict[str, Any]) -> bool:
     if lat.get("runtime") in (data.get("skipped_runtimes") or {}):
         return False
     return not (str(lat.get("timed", "")).endswith(".pt") and data.get("precision") not in (None, "fp32"))
+
+
+def _minutes(steps: list[dict[str, Any]]) -> float:
+    """Wall minutes of a run's steps as it recorded them (a resumed step counts its last sitting), NaN if none."""
+    seconds = [s["seconds"] for s in steps if isinstance(s.get("seconds"), (int, float))]
+    return sum(seconds) / 60 if seconds else math.nan
 
 
 def _float(value: Any) -> float:

@@ -210,7 +210,7 @@ def test_runtime_dimension_one_row_per_run_and_runtime(runs: Path, tmp_path: Pat
     assert (rep.smallest, rep.smallest_runtime) == ("prune50-int8", "onnxruntime-cpu")  # 84.6 on openvino-cpu
     md = (tmp_path / "r" / "report.md").read_text()
     assert "**fastest**: `prune50-int8` on onnxruntime-cpu (fp32) — 1.400 MB, 6 ms" in md
-    assert "| baseline | openvino-cpu | (none) | fp32 (run as bf16) | 85.70 |" in md
+    assert "| baseline | openvino-cpu | (none) |  | fp32 (run as bf16) | 85.70 |" in md
     assert "int8 on amx_int8; bf16 on amx_bf16; OpenVINO CPU capabilities FP32 INT8 BF16" in md
     only = build_report([str(runs)], str(tmp_path / "o"), runtime="openvino-cpu")
     assert set(only.table.runtime) == {"openvino-cpu"} and len(only.table) == len(RUNS)
