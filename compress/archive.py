@@ -6,8 +6,9 @@ and its evaluated artifact: ``hgc report`` reads an archived run exactly as it r
 ``--side-by-side`` re-times the archived artifact, so the report can be remade anywhere with one command.
 
 Kept, under ``OUT/<run name>/`` at the same relative paths: ``results.json``, ``recipe.yaml`` (what made it),
-the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` with the fp32 ONNX the runtimes time), each
-checked against the sha256 the run recorded. The copy is made in a temporary directory and renamed into place.
+the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` with the fp32 ONNX the runtimes time), the
+artifact checked against the sha256 the run recorded. The copy is made in a hidden temporary directory (which
+``hgc report`` skips) and renamed into place.
 """
 from __future__ import annotations
 
@@ -37,21 +38,25 @@ class ArchivedRun:
 
 
 def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
-    """The run-relative files a report row needs, the artifact checked against its recorded sha256."""
+    """The run-relative files a report row needs, ``results.json`` last; the artifact is checked against the
+    sha256 the run recorded (an IR's ``.bin`` and a packed run's unpacked ONNX are copied as they are)."""
     artifact = results.get("artifact") or {}
     rel = str(artifact.get("path") or "")
+    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise HGCError(f"archive: {run / 'results.json'}: artifact path {rel!r} is not inside the run directory")
     path = run / rel
     if not rel or not path.is_file():
         raise HGCError(f"archive: {run / 'results.json'}: its artifact {rel!r} is missing from the run directory")
     if artifact.get("sha256") and sha256_file(path) != artifact["sha256"]:
         raise HGCError(f"archive: {path}: changed since the run recorded it (sha256 differs): rerun the recipe")
-    files = ["results.json", rel]
+    files = [rel]
     if path.suffix == IR_SUFFIX:
         files.append(str(Path(rel).with_suffix(".bin")))
     if path.suffix == PACKED_SUFFIX:
-        files.append(str(Path(rel).parent / UNPACKED_ONNX))
+        files.append(f"final/{UNPACKED_ONNX}")  # where the runner leaves it and the report's timing looks
     if (run / "recipe.yaml").is_file():
         files.append("recipe.yaml")
+    files.append("results.json")  # last: a copy cut short holds no row a report would read
     missing = [f for f in files if not (run / f).is_file()]
     if missing:
         raise HGCError(f"archive: {run / missing[0]}: missing (the run directory is incomplete)")

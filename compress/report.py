@@ -314,7 +314,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
                                      "PCKh vs latency", "front_latency", base, floor, floor_label),
              "pckh_vs_size": plot(frame.assign(mb=frame.bytes / 1e6), "mb", "artifact size on disk (MB, log)",
                                   "PCKh vs size", "front_size", base, floor, floor_label)}
-    macs = plot_macs(frame, base, f"p50 latency, {where}, batch {batch} (ms, log)")
+    first = runtimes[0] if runtimes else None
+    macs = plot_macs(frame, base, f"p50 latency, {first or 'not timed'}, batch {batch} (ms, log)", runtime=first)
     if macs is not None:
         plots["pckh_latency_vs_macs"] = macs
     md, page = _texts(rep, frame, runs, picks, max_drop, reference, {k: v[0] for k, v in plots.items()})

@@ -78,11 +78,12 @@ def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, basel
     return png.getvalue(), svg.getvalue()
 
 
-def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str) -> tuple[bytes, bytes] | None:
+def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, runtime: str | None = None
+              ) -> tuple[bytes, bytes] | None:
     """Two panels over MACs (log x): PCKh@0.5 (left) and p50 latency (right), one point per run, labelled.
 
-    One row per run is kept (the first runtime's, the one the latency column names). None when fewer than two
-    runs have distinct MACs: there is nothing to compare.
+    The latency panel shows ``runtime``'s p50 only (default: each run's first row), so it never mixes
+    runtimes. None when fewer than two runs have distinct MACs: there is nothing to compare.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -91,13 +92,19 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str) -> 
     pts = frame[frame.macs.notna() & (frame.macs > 0)].drop_duplicates("run")
     if pts.macs.nunique() < 2:
         return None
+    pts = pts.assign(label=pts["label"] if "label" in pts else pts.run)
+    if runtime is not None and "runtime" in frame:  # a run this runtime did not time has no latency point
+        timed = frame[frame.runtime == runtime].drop_duplicates("run").set_index("run").latency_ms
+        pts = pts.assign(latency_ms=pts.run.map(timed))
     mmacs = pts.macs / 1e6
     fig = Figure(figsize=(11, 4.6), dpi=130)
     FigureCanvasAgg(fig)
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
     for k, (column, ylabel) in enumerate((("pckh", "PCKh@0.5 (mean, %)"), ("latency_ms", latency_label))):
         ax = fig.add_subplot(1, 2, k + 1)
-        ok = pts[column].notna()
+        ok = pts[column].notna() & (pts[column] > 0)
+        if not ok.any():
+            ax.text(0.5, 0.5, "not timed", ha="center", va="center", transform=ax.transAxes, color="0.4")
         ax.scatter(mmacs[ok], pts[column][ok], s=36, color="tab:blue", zorder=3)
         base = ok & (pts.run == baseline)
         ax.scatter(mmacs[base], pts[column][base], s=220, marker="*", facecolor="none", edgecolor="tab:red",
@@ -105,7 +112,7 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str) -> 
         for i, (x, y, label) in enumerate(zip(mmacs[ok], pts[column][ok], pts.label[ok])):
             ax.annotate(label, (x, y), xytext=(5, 4 if i % 2 == 0 else -10), textcoords="offset points", fontsize=7)
         ax.set_xscale("log")
-        if column == "latency_ms":
+        if column == "latency_ms" and ok.any():
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(plain)
         ax.xaxis.set_major_formatter(plain)

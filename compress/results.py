@@ -33,7 +33,8 @@ def find_results(paths: Sequence[str]) -> list[Path]:
             found[p.resolve()] = None
         elif p.is_dir():
             for item in sorted(p.rglob("results.json")):
-                found[item.resolve()] = None
+                if not any(part.startswith(".") for part in item.relative_to(p).parts):  # an unfinished archive
+                    found[item.resolve()] = None
         else:
             raise HGCError(f"{path}: no such file or directory")
     if not found:

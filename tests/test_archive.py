@@ -31,7 +31,33 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_recipe(_recipe("baseline", []), checkpoint=str(SMALL), out=str(out), progress=False)
     run_recipe(_recipe("tiny-finetune", [{"finetune": {"steps": 2, "batch_size": 2}}]), checkpoint=str(SMALL),
                out=str(out), progress=False)
+    run_recipe(_recipe("tiny-packed", [{"cluster": {"k": 4, "tune": None}}, {"pack": {}}]), checkpoint=str(SMALL),
+               out=str(out), progress=False)
     return out
+
+
+def test_a_packed_run_keeps_the_onnx_its_row_is_timed_on(runs: Path, tmp_path: Path) -> None:
+    kept = archive_run(str(runs / "tiny-packed"), str(tmp_path))
+    assert sorted(kept.files) == ["01-pack/model.hgz", "final/model.unpacked.onnx", "recipe.yaml", "results.json"]
+    archive_run(str(runs / "baseline"), str(tmp_path))
+    rep = build_report([str(tmp_path)], str(tmp_path / "report"), side_by_side_rounds=2)
+    assert rep.table.set_index("run").loc["tiny-packed", "sbs_ms"] > 0  # re-timed from the kept ONNX
+
+
+def test_an_interrupted_copy_leaves_nothing_a_report_would_read(runs: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    calls, real_copy = [], shutil.copyfile
+
+    def copy_then_fail(src: object, dst: object) -> None:
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_copy(src, dst)
+
+    monkeypatch.setattr("compress.archive.shutil.copyfile", copy_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        archive_run(str(runs / "tiny-finetune"), str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_archived_runs_make_the_same_report_without_their_run_directories(runs: Path, tmp_path: Path,
@@ -47,7 +73,8 @@ def test_archived_runs_make_the_same_report_without_their_run_directories(runs: 
     assert (fine / "results.json").read_bytes() == (runs / "tiny-finetune" / "results.json").read_bytes()
     assert not [p for p in kept.iterdir() if p.name.startswith(".")]  # no scratch left behind
 
-    from_runs = build_report([str(runs)], str(tmp_path / "a"), side_by_side_rounds=2)
+    from_runs = build_report([str(runs / "baseline"), str(runs / "tiny-finetune")], str(tmp_path / "a"),
+                             side_by_side_rounds=2)
     moved = tmp_path / "gone"
     shutil.copytree(runs, moved)
     shutil.rmtree(runs)

@@ -283,3 +283,7 @@ def test_macs_figure_needs_two_distinct_mac_counts(runs: Path, tmp_path: Path) -
     two = pd.concat([frame, frame.assign(run="p", label="p", macs=frame.macs / 2, latency_ms=5.0)])
     png, svg = plot_macs(two, "baseline", "ms")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and "<svg" in svg.decode()
+    untimed = two.assign(latency_ms=float("nan")).drop(columns="label")  # runs with measure.runtimes: []
+    assert plot_macs(untimed, "baseline", "ms") is not None
+    mixed = pd.concat([two.assign(runtime="onnxruntime-cpu"), two.assign(runtime="openvino-cpu", pckh=99.0)])
+    assert plot_macs(mixed, "baseline", "ms", runtime="openvino-cpu") is not None

@@ -124,7 +124,8 @@ def _report(p: argparse.ArgumentParser) -> None:
 @command("archive", "keep finished runs' report rows (results.json + evaluated artifact) for a report made later")
 def _archive(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="finished run directories, e.g. runs/prune/prune-50")
-    p.add_argument("-o", "--out", required=True, help="directory to keep them in, e.g. reports/runs (one directory for every report's rows)")
+    p.add_argument("-o", "--out", required=True,
+                   help="directory to keep them in, e.g. reports/runs (one directory for every report's rows)")
 
     def run(a: argparse.Namespace) -> int:
         for run_dir in a.runs:
