@@ -92,7 +92,7 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, run
     pts = frame[frame.macs.notna() & (frame.macs > 0)].drop_duplicates("run")
     if pts.macs.nunique() < 2:
         return None
-    pts = pts.assign(label=pts["label"] if "label" in pts else pts.run)
+    pts = pts.assign(label=[short_label(str(r)) for r in pts.run])  # one runtime per panel: no runtime tags
     if runtime is not None and "runtime" in frame:  # a run this runtime did not time has no latency point
         timed = frame[frame.runtime == runtime].drop_duplicates("run").set_index("run").latency_ms
         pts = pts.assign(latency_ms=pts.run.map(timed))
@@ -115,8 +115,9 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, run
         if column == "latency_ms" and ok.any():
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain)
         ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain if float(mmacs.max() / mmacs.min()) < 10 else FuncFormatter(lambda *_: ""))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
         ax.set_xlim(float(mmacs.min()) / 1.3, float(mmacs.max()) * 1.8)
         ax.set_xlabel("MMACs per image (log)")
         ax.set_ylabel(ylabel)
