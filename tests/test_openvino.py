@@ -167,8 +167,12 @@ def test_ir_export_round_trip_with_metadata(files, needs_openvino, tmp_path: Pat
     images = crops("synthetic:val", 32, 4).images
     with torch.inference_mode():
         reference = model(torch.from_numpy(images))[:, -1].numpy()
-    predictor = load_predictor(str(out), threads=1)  # an .xml runs in OpenVINO by its file type
+    # an .xml runs in OpenVINO by its file type; fp32 forced, as the export's parity check (the plugin's default
+    # on an AVX512-BF16/AMX CPU is bf16, ~1e-2 off at these magnitudes)
+    predictor = load_predictor(str(out), threads=1, precision="fp32")
     assert predictor.runtime == "openvino" and np.abs(predictor(images) - reference).max() <= 5e-3
+    default = load_predictor(str(out), threads=1)  # whatever the plugin picks: close, within bf16's 8-bit mantissa
+    assert default.runtime == "openvino" and np.abs(default(images) - reference).max() <= 5e-2
     cost = model_cost(str(out))
     assert cost["kind"] == "openvino-ir" and cost["params"] == count_params(model)
     assert file_sizes(str(out))["bytes"] == result.bytes == out.stat().st_size + out.with_suffix(".bin").stat().st_size
