@@ -23,6 +23,15 @@ def short_label(run: str) -> str:
     return name + "@" + ",".join(f"{k.split('.')[-1]}={v}" for k, _, v in (p.partition("=") for p in rest.split(",")))
 
 
+def _png_and_svg(fig) -> tuple[bytes, bytes]:
+    """A laid-out figure as PNG and SVG bytes (the SVG without a date, so reruns give identical files)."""
+    fig.tight_layout()
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png")
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    return png.getvalue(), svg.getvalue()
+
+
 def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, baseline: str | None,
          floor: float | None, floor_label: str = "max-drop floor") -> tuple[bytes, bytes]:
     """PCKh (y) against ``x`` (log scale): runs labelled, the pareto front as a staircase, baseline starred.
@@ -71,11 +80,7 @@ def plot(frame: pd.DataFrame, x: str, xlabel: str, title: str, front: str, basel
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    png, svg = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png")
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    return png.getvalue(), svg.getvalue()
+    return _png_and_svg(fig)
 
 
 def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, runtime: str | None = None
@@ -125,8 +130,4 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, run
         if base.any():
             ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("PCKh and latency against MACs: equal MACs need not mean equal speed", fontsize=11)
-    fig.tight_layout()
-    png, svg = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png")
-    fig.savefig(svg, format="svg", metadata={"Date": None})
-    return png.getvalue(), svg.getvalue()
+    return _png_and_svg(fig)
