@@ -6,8 +6,9 @@ and its evaluated artifact: ``hgc report`` reads an archived run exactly as it r
 ``--side-by-side`` re-times the archived artifact, so the report can be remade anywhere with one command.
 
 Kept, under ``OUT/<run name>/`` at the same relative paths: ``results.json``, ``recipe.yaml`` (what made it),
-the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` with the fp32 ONNX the runtimes time), the
-artifact checked against the sha256 the run recorded. The copy is made in a hidden temporary directory (which
+the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` alone: the report's timing unpacks it again
+to the fp32 ONNX the runtimes time, so its ten times larger copy is not kept), the artifact checked against
+the sha256 the run recorded. The copy is made in a hidden temporary directory (which
 ``hgc report`` skips) and renamed into place.
 """
 from __future__ import annotations
@@ -20,9 +21,7 @@ from typing import Any
 
 from compress.errors import HGCError
 from compress.io import sha256_file
-from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.results import finished_results
-from compress.runner import UNPACKED_ONNX
 from compress.runtime_openvino import IR_SUFFIX
 
 
@@ -39,7 +38,7 @@ class ArchivedRun:
 
 def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
     """The run-relative files a report row needs, ``results.json`` last; the artifact is checked against the
-    sha256 the run recorded (an IR's ``.bin`` and a packed run's unpacked ONNX are copied as they are)."""
+    sha256 the run recorded (an IR's ``.bin`` is copied as it is)."""
     artifact = results.get("artifact") or {}
     rel = str(artifact.get("path") or "")
     if Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -52,8 +51,6 @@ def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
     files = [rel]
     if path.suffix == IR_SUFFIX:
         files.append(str(Path(rel).with_suffix(".bin")))
-    if path.suffix == PACKED_SUFFIX:
-        files.append(f"final/{UNPACKED_ONNX}")  # where the runner leaves it and the report's timing looks
     if (run / "recipe.yaml").is_file():
         files.append("recipe.yaml")
     files.append("results.json")  # last: a copy cut short holds no row a report would read

@@ -10,32 +10,51 @@ baseline was also timed in OpenVINO, ``×faster vs OpenVINO fp32`` compares agai
 that runtime, the bar a compressed model must clear to beat a mere runtime switch.
 
 Rows the side-by-side timing cannot repeat keep their recorded latency and say so: torch runtimes (they
-time the checkpoint, not an exported file) and files that are no longer on disk.
+time the checkpoint, not an exported file) and files that are no longer on disk. A packed ``.hgz`` is timed
+as the fp32 ONNX of its unpacked network, as the runner timed it: the run's ``final/model.unpacked.onnx``
+where it is still there, else unpacked from the ``.hgz`` into a temporary directory (``hgc archive`` keeps
+only the ``.hgz``, a tenth of the bytes).
 """
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 from typing import Any
 
 import pandas as pd
 
 from compress.errors import HGCError
+from compress.io import sha256_file
 from compress.measure.bench import bench_side_by_side, paired_ratio
+from compress.packed.files import unpack_file
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.recipe import runtime_engine
 from compress.runner import UNPACKED_ONNX
+
 REFERENCE_RUNTIME = "onnxruntime-cpu"
 OPENVINO_RUNTIME = "openvino-cpu"
 
 
-def timed_file(row: dict[str, Any]) -> str | None:
-    """The file a (run, runtime) row's latency is of, or None when side-by-side timing cannot repeat it."""
+def timed_file(row: dict[str, Any], scratch: str | None = None) -> str | None:
+    """The file a (run, runtime) row's latency is of, or None when side-by-side timing cannot repeat it.
+
+    For a packed artifact that is the run's unpacked fp32 ONNX; when the run no longer holds it (an archived
+    run) and ``scratch`` is a directory, the ``.hgz`` is unpacked there (once per file: named by its sha256).
+    """
     runtime, artifact = row.get("runtime"), str(row.get("artifact") or "")
     if not isinstance(runtime, str) or runtime_engine(runtime) == "torch" or not artifact:
         return None
     if artifact.endswith(PACKED_SUFFIX):
-        artifact = os.path.join(os.path.dirname(str(row.get("results") or "")), "final", UNPACKED_ONNX)
+        kept = os.path.join(os.path.dirname(str(row.get("results") or "")), "final", UNPACKED_ONNX)
+        if os.path.isfile(kept):
+            return kept
+        if scratch is None or not os.path.isfile(artifact):
+            return None
+        onnx = os.path.join(scratch, sha256_file(artifact)[:16] + ".onnx")  # two runtimes' rows: one unpacking
+        if not os.path.isfile(onnx):
+            unpack_file(artifact, onnx)
+        return onnx
     return artifact if os.path.isfile(artifact) else None
 
 
@@ -54,7 +73,13 @@ def side_by_side(rows: pd.DataFrame, baseline: str, batch: int = 1, runs: int = 
     p50). Returns the frame and a description of the timing.
     """
     records = rows.to_dict("records")
-    files = [timed_file(r) for r in records]
+    with tempfile.TemporaryDirectory(prefix="hgc-unpacked-") as scratch:
+        return _side_by_side(rows, records, [timed_file(r, scratch) for r in records], baseline, batch, runs,
+                             threads)
+
+
+def _side_by_side(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | None], baseline: str,
+                  batch: int, runs: int, threads: int) -> tuple[pd.DataFrame, dict[str, Any]]:
     base = [i for i, r in enumerate(records) if r["run"] == baseline and files[i]]
     ref = next((i for i in base if records[i]["runtime"] == REFERENCE_RUNTIME), None)
     if ref is None:

@@ -36,12 +36,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_a_packed_run_keeps_the_onnx_its_row_is_timed_on(runs: Path, tmp_path: Path) -> None:
+def test_a_packed_run_keeps_the_hgz_and_its_row_is_retimed_from_it(runs: Path, tmp_path: Path) -> None:
     kept = archive_run(str(runs / "tiny-packed"), str(tmp_path))
-    assert sorted(kept.files) == ["01-pack/model.hgz", "final/model.unpacked.onnx", "recipe.yaml", "results.json"]
+    assert sorted(kept.files) == ["01-pack/model.hgz", "recipe.yaml", "results.json"]  # no unpacked ONNX copy
     archive_run(str(runs / "baseline"), str(tmp_path))
     rep = build_report([str(tmp_path)], str(tmp_path / "report"), side_by_side_rounds=2)
-    assert rep.table.set_index("run").loc["tiny-packed", "sbs_ms"] > 0  # re-timed from the kept ONNX
+    timed = rep.table.set_index("run")
+    assert timed.loc["tiny-packed", "sbs_ms"] > 0  # unpacked from the kept .hgz, then timed
+    assert timed.loc["tiny-packed", "bytes"] == (tmp_path / "tiny-packed" / "01-pack" / "model.hgz").stat().st_size
+    assert not (tmp_path / "tiny-packed" / "final").exists()  # the unpacking went to a temporary directory
 
 
 def test_an_interrupted_copy_leaves_nothing_a_report_would_read(runs: Path, tmp_path: Path,

@@ -65,6 +65,9 @@ def test_packed_artifacts_are_timed_through_their_unpacked_onnx(tmp_path: Path) 
            "results": str(tmp_path / "results.json")}
     assert timed_file(row) == str(tmp_path / "final" / "model.unpacked.onnx")
     assert timed_file({**row, "runtime": "torch-cpu"}) is None
+    (tmp_path / "final" / "model.unpacked.onnx").unlink()
+    assert timed_file(row) is None  # nothing kept and no scratch directory to unpack into
+    assert timed_file(row, str(tmp_path)) is None  # the .hgz itself is gone: not retimed (the archive test unpacks)
 
 
 def test_a_baseline_without_an_onnxruntime_row_is_one_line(onnx_files, tmp_path: Path) -> None:
