@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def short_label(run: str) -> str:
@@ -23,7 +27,7 @@ def short_label(run: str) -> str:
     return name + "@" + ",".join(f"{k.split('.')[-1]}={v}" for k, _, v in (p.partition("=") for p in rest.split(",")))
 
 
-def _png_and_svg(fig) -> tuple[bytes, bytes]:
+def _png_and_svg(fig: Figure) -> tuple[bytes, bytes]:
     """A laid-out figure as PNG and SVG bytes (the SVG without a date, so reruns give identical files)."""
     fig.tight_layout()
     png, svg = io.BytesIO(), io.BytesIO()

@@ -46,14 +46,19 @@ def timed_file(row: dict[str, Any], scratch: str | None = None) -> str | None:
     if not isinstance(runtime, str) or runtime_engine(runtime) == "torch" or not artifact:
         return None
     if artifact.endswith(PACKED_SUFFIX):
-        kept = os.path.join(os.path.dirname(str(row.get("results") or "")), "final", UNPACKED_ONNX)
-        if os.path.isfile(kept):
+        results = str(row.get("results") or "")
+        kept = os.path.join(os.path.dirname(results), "final", UNPACKED_ONNX) if results else ""
+        if kept and os.path.isfile(kept):
             return kept
         if scratch is None or not os.path.isfile(artifact):
             return None
         onnx = os.path.join(scratch, sha256_file(artifact)[:16] + ".onnx")  # two runtimes' rows: one unpacking
         if not os.path.isfile(onnx):
-            unpack_file(artifact, onnx)
+            try:
+                unpack_file(artifact, onnx)
+            except HGCError as exc:
+                raise HGCError(f"--side-by-side: run {row.get('run')!r}: cannot unpack {artifact} to time it "
+                               f"({exc})") from None
         return onnx
     return artifact if os.path.isfile(artifact) else None
 
@@ -73,18 +78,21 @@ def side_by_side(rows: pd.DataFrame, baseline: str, batch: int = 1, runs: int = 
     p50). Returns the frame and a description of the timing.
     """
     records = rows.to_dict("records")
-    with tempfile.TemporaryDirectory(prefix="hgc-unpacked-") as scratch:
-        return _side_by_side(rows, records, [timed_file(r, scratch) for r in records], baseline, batch, runs,
-                             threads)
-
-
-def _side_by_side(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | None], baseline: str,
-                  batch: int, runs: int, threads: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-    base = [i for i, r in enumerate(records) if r["run"] == baseline and files[i]]
+    base = [i for i, r in enumerate(records) if r["run"] == baseline and timed_file(r)]
     ref = next((i for i in base if records[i]["runtime"] == REFERENCE_RUNTIME), None)
-    if ref is None:
+    if ref is None:  # before any packed row is unpacked
         raise HGCError(f"--side-by-side: the baseline {baseline!r} has no fp32 ONNX timed in {REFERENCE_RUNTIME} "
                        f"to compare against (its results.json or artifact is missing)")
+    with tempfile.TemporaryDirectory(prefix="hgc-unpacked-") as scratch:
+        return _timed(rows, [timed_file(r, scratch) for r in records], base, ref, batch, runs, threads)
+
+
+def _timed(rows: pd.DataFrame, files: list[str | None], base: list[int], ref: int, batch: int, runs: int,
+           threads: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``side_by_side``'s timing: ``files[i]`` is row i's file (None: not re-timed), ``ref`` the reference row
+    and ``base`` the baseline's rows; the files must exist until it returns."""
+    records = rows.to_dict("records")
+    baseline = records[ref]["run"]
     order = [ref] + [i for i, f in enumerate(files) if f and i != ref]
     jobs = [(files[i], runtime_engine(records[i]["runtime"]), _hint(records[i])) for i in order]
     table = bench_side_by_side(jobs, batch=batch, runs=runs, threads=threads)

@@ -11,6 +11,7 @@ import pytest
 
 from compress.errors import HGCError
 from compress.export import export_onnx
+from compress.io import sha256_file
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
@@ -66,8 +67,18 @@ def test_packed_artifacts_are_timed_through_their_unpacked_onnx(tmp_path: Path) 
     assert timed_file(row) == str(tmp_path / "final" / "model.unpacked.onnx")
     assert timed_file({**row, "runtime": "torch-cpu"}) is None
     (tmp_path / "final" / "model.unpacked.onnx").unlink()
+    assert timed_file(row, str(tmp_path)) is None  # no .hgz at that path: not re-timed
+    (tmp_path / "00-pack").mkdir()
+    (tmp_path / "00-pack" / "model.hgz").write_bytes(b"packed")
     assert timed_file(row) is None  # nothing kept and no scratch directory to unpack into
-    assert timed_file(row, str(tmp_path)) is None  # the .hgz itself is gone: not retimed (the archive test unpacks)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    done = scratch / (sha256_file(row["artifact"])[:16] + ".onnx")
+    done.write_bytes(b"unpacked before")  # another row of the same .hgz unpacked it: not unpacked again
+    assert timed_file({**row, "runtime": "openvino-cpu"}, str(scratch)) == str(done)
+    done.unlink()
+    with pytest.raises(HGCError, match=r"run 'p': cannot unpack .*model\.hgz to time it"):
+        timed_file({**row, "run": "p"}, str(scratch))  # not a packed file: one line naming the run and file
 
 
 def test_a_baseline_without_an_onnxruntime_row_is_one_line(onnx_files, tmp_path: Path) -> None:
