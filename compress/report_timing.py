@@ -84,14 +84,13 @@ def side_by_side(rows: pd.DataFrame, baseline: str, batch: int = 1, runs: int = 
         raise HGCError(f"--side-by-side: the baseline {baseline!r} has no fp32 ONNX timed in {REFERENCE_RUNTIME} "
                        f"to compare against (its results.json or artifact is missing)")
     with tempfile.TemporaryDirectory(prefix="hgc-unpacked-") as scratch:
-        return _timed(rows, [timed_file(r, scratch) for r in records], base, ref, batch, runs, threads)
+        return _timed(rows, records, [timed_file(r, scratch) for r in records], base, ref, batch, runs, threads)
 
 
-def _timed(rows: pd.DataFrame, files: list[str | None], base: list[int], ref: int, batch: int, runs: int,
-           threads: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _timed(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | None], base: list[int], ref: int,
+           batch: int, runs: int, threads: int) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``side_by_side``'s timing: ``files[i]`` is row i's file (None: not re-timed), ``ref`` the reference row
-    and ``base`` the baseline's rows; the files must exist until it returns."""
-    records = rows.to_dict("records")
+    and ``base`` the baseline's rows (``records``: ``rows`` as dicts); the files must exist until it returns."""
     baseline = records[ref]["run"]
     order = [ref] + [i for i, f in enumerate(files) if f and i != ref]
     jobs = [(files[i], runtime_engine(records[i]["runtime"]), _hint(records[i])) for i in order]
