@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.errors import HGCError
+from compress.nets.blocks.preact import PreActBottleneck, inner_width
 from compress.nets.blocks.registry import register_block
 from compress.nets.layers import make_norm
 
@@ -83,27 +84,15 @@ class DiCEUnit(nn.Module):
         return self.relu(self.spatial_norm(self.spatial(out))) * weights
 
 
-class DiCEBottleneck(nn.Module):
+class DiCEBottleneck(PreActBottleneck):
     """Pre-activation bottleneck whose 3×3 is ``units`` DiCE units in sequence."""
 
     def __init__(self, cin: int, cout: int, norm: str = "batch", units: int = 1, size: int = DEFAULT_SIZE,
                  mid: int | None = None) -> None:
-        super().__init__()
-        mid = mid or max(cout // 2, 1)
-        self.bn1 = make_norm(norm, cin)
-        self.conv1 = nn.Conv2d(cin, mid, 1, bias=True)
-        self.bn2 = make_norm(norm, mid)
-        self.dice = nn.Sequential(*[DiCEUnit(mid, mid, norm, size) for _ in range(units)])
-        self.bn3 = make_norm(norm, mid)
-        self.conv3 = nn.Conv2d(mid, cout, 1, bias=True)
-        self.relu = nn.ReLU(inplace=True)
-        self.skip = nn.Conv2d(cin, cout, 1, bias=True) if cin != cout else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.relu(self.bn1(x)))
-        out = self.dice(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
-        return out + (self.skip(x) if self.skip is not None else x)
+        mid = inner_width(cout, mid)
+        super().__init__(cin, cout, norm, mid,
+                         lambda width: nn.Sequential(*[DiCEUnit(width, width, norm, size) for _ in range(units)]),
+                         "dice")
 
 
 @register_block("dice")

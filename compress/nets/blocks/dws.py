@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compress.nets.blocks.preact import PreActBottleneck, inner_width
 from compress.nets.blocks.registry import register_block
-from compress.nets.layers import make_norm
 
 
 class SeparableConv2d(nn.Module):
@@ -28,26 +28,12 @@ class SeparableConv2d(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-class DWSBottleneck(nn.Module):
+class DWSBottleneck(PreActBottleneck):
     """Pre-activation bottleneck whose 3×3 is depthwise-separable."""
 
     def __init__(self, cin: int, cout: int, norm: str = "batch", mid: int | None = None) -> None:
-        super().__init__()
-        mid = mid or max(cout // 2, 1)
-        self.bn1 = make_norm(norm, cin)
-        self.conv1 = nn.Conv2d(cin, mid, 1, bias=True)
-        self.bn2 = make_norm(norm, mid)
-        self.conv2 = SeparableConv2d(mid, mid)
-        self.bn3 = make_norm(norm, mid)
-        self.conv3 = nn.Conv2d(mid, cout, 1, bias=True)
-        self.relu = nn.ReLU(inplace=True)
-        self.skip = nn.Conv2d(cin, cout, 1, bias=True) if cin != cout else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.relu(self.bn1(x)))
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
-        return out + (self.skip(x) if self.skip is not None else x)
+        mid = inner_width(cout, mid)
+        super().__init__(cin, cout, norm, mid, lambda width: SeparableConv2d(width, width), "conv2")
 
 
 @register_block("dws")

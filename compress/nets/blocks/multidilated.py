@@ -17,36 +17,30 @@ from torch import nn
 
 from compress.errors import HGCError
 from compress.nets.blocks.dws import SeparableConv2d
+from compress.nets.blocks.preact import PreActBottleneck, inner_width
 from compress.nets.blocks.registry import register_block
-from compress.nets.layers import make_norm
 
 DEFAULT_DILATIONS = (1, 2, 3)
 
 
-class MultiDilated(nn.Module):
+class BranchSum(nn.ModuleList):
+    """Parallel branches over one input, summed (a list, so their keys stay ``branches.<i>.…``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = self[0](x)
+        for branch in self[1:]:
+            fused = fused + branch(x)
+        return fused
+
+
+class MultiDilated(PreActBottleneck):
     """Pre-activation bottleneck whose 3×3 is a sum of dilated depthwise-separable branches."""
 
     def __init__(self, cin: int, cout: int, norm: str = "batch", dilations: Sequence[int] = DEFAULT_DILATIONS,
                  mid: int | None = None) -> None:
-        super().__init__()
-        mid = mid or max(cout // 2, 1)
-        self.bn1 = make_norm(norm, cin)
-        self.conv1 = nn.Conv2d(cin, mid, 1, bias=True)
-        self.bn2 = make_norm(norm, mid)
-        self.branches = nn.ModuleList(SeparableConv2d(mid, mid, 3, d) for d in dilations)
-        self.bn3 = make_norm(norm, mid)
-        self.conv3 = nn.Conv2d(mid, cout, 1, bias=True)
-        self.relu = nn.ReLU(inplace=True)
-        self.skip = nn.Conv2d(cin, cout, 1, bias=True) if cin != cout else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.relu(self.bn1(x)))
-        out = self.relu(self.bn2(out))
-        fused = self.branches[0](out)
-        for branch in self.branches[1:]:
-            fused = fused + branch(out)
-        out = self.conv3(self.relu(self.bn3(fused)))
-        return out + (self.skip(x) if self.skip is not None else x)
+        mid = inner_width(cout, mid)
+        super().__init__(cin, cout, norm, mid,
+                         lambda width: BranchSum(SeparableConv2d(width, width, 3, d) for d in dilations), "branches")
 
 
 @register_block("multidilated")
