@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from compress.errors import HGCError
-from compress.steps import (DistillParams, Params, StepContext, StepResult, bounded, choice, items, option,
-                            register_step)
+from compress.steps import DistillParams, Params, StepContext, StepResult, bounded, choice, items, option, register_step
 from compress.train import OPTIMIZERS, TrainConfig, train
 
 
 @dataclass
-class FinetuneParams(Params):
-    """Training hyper-parameters of one fine-tuning phase (``compress.train.TrainConfig`` fields)."""
+class TrainPhase(Params):
+    """One training phase's ``compress.train.TrainConfig`` fields, declared once for every op that trains.
+
+    ``finetune`` adds the optional teacher (``distill``); the ``distill``/``swap`` ops add the FPD weight,
+    feature pairs and the validation curve (``compress.techniques.distill.params``).
+    """
 
     steps: int = bounded(1000, 1, doc="optimizer steps", scale="steps")
     batch_size: int = bounded(16, 1, doc="images per step")
@@ -28,22 +31,31 @@ class FinetuneParams(Params):
     sigma: float = bounded(1.0, 0.0, doc="heatmap Gaussian sigma (heatmap pixels, > 0)")
     seed: int = bounded(0, 0, doc="sample stream and augmentation seed")
     checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
-    distill: DistillParams | None = option(None, "distil from the teacher: {alpha: 0.5}")
 
     def check(self) -> None:
         if not self.sigma > 0:  # a zero-width Gaussian divides by zero: NaN targets
             raise HGCError(f"sigma: {self.sigma!r} must be > 0")
-        self.train_config(self.steps, "cpu")  # TrainConfig's own rules (e.g. milestones strictly inside (0, 1))
+        self.phase_config(self.steps, "cpu")  # TrainConfig's own rules (e.g. milestones strictly inside (0, 1))
 
-    def train_config(self, steps: int, device: str) -> TrainConfig:
-        """The ``TrainConfig`` of this phase, run for ``steps`` steps on ``device``.
+    def phase_config(self, steps: int, device: str, **extra: Any) -> TrainConfig:
+        """The ``TrainConfig`` of this phase run for ``steps`` steps on ``device``; ``extra``: the subclass's fields.
 
         ``check`` builds one too, so training's own rules are enforced while the recipe is validated.
         """
         return TrainConfig(steps=steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
                            lr_milestones=list(self.lr_milestones), lr_gamma=self.lr_gamma, sigma=self.sigma,
-                           seed=self.seed, checkpoint_every=self.checkpoint_every,
-                           distill_alpha=self.distill.alpha if self.distill else 0.5, device=device)
+                           seed=self.seed, checkpoint_every=self.checkpoint_every, device=device, **extra)
+
+
+@dataclass
+class FinetuneParams(TrainPhase):
+    """Training hyper-parameters of one fine-tuning phase, optionally distilled from the teacher."""
+
+    distill: DistillParams | None = option(None, "distil from the teacher: {alpha: 0.5}")
+
+    def train_config(self, steps: int, device: str) -> TrainConfig:
+        """The ``TrainConfig`` of this phase, run for ``steps`` steps on ``device``."""
+        return self.phase_config(steps, device, distill_alpha=self.distill.alpha if self.distill else 0.5)
 
 
 @register_step("finetune", FinetuneParams)

@@ -1,7 +1,7 @@
 """The parameters of the ``distill`` and ``swap`` ops: one training phase distilled from the teacher.
 
 ``DistillOpParams`` is the ``distill`` op's whole configuration and the base of ``SwapParams`` (whose
-extra fields live in ``swap.py``): the ``TrainConfig`` fields of ``compress.train``, the FPD weight
+extra fields live in ``swap.py``): the training fields of ``finetune.TrainPhase``, the FPD weight
 ``alpha``, optional feature-distillation pairs, and the validation curve (``val_every``) that lands in
 the step's ``log.jsonl``. Every default is declared here once.
 """
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from compress.distill import FeatureLayer
 from compress.errors import HGCError
-from compress.steps import Params, bounded, choice, items, option
-from compress.train import OPTIMIZERS, TrainConfig
+from compress.steps import Params, bounded, items, option
+from compress.techniques.finetune import TrainPhase
+from compress.train import TrainConfig
 
 
 @dataclass
@@ -33,36 +34,21 @@ class FeatureLayerParams(Params):
 
 
 @dataclass
-class DistillOpParams(Params):
+class DistillOpParams(TrainPhase):
     """Training hyper-parameters of one distillation phase plus its loss (``alpha``, ``feature_layers``)."""
 
     steps: int = bounded(1000, 1, doc="optimizer steps of end-to-end distillation", scale="steps")
-    batch_size: int = bounded(16, 1, doc="images per step")
-    lr: float = bounded(2.5e-4, 0.0, doc="learning rate")
-    optimizer: str = choice("adam", OPTIMIZERS, "optimizer")
-    lr_milestones: list[float] = items(lambda: [0.75, 0.9], "fractions of the run where lr drops",
-                                       low=0.0, high=1.0)
-    lr_gamma: float = bounded(0.1, 0.0, 1.0, doc="lr factor at each milestone")
-    sigma: float = bounded(1.0, 0.0, doc="heatmap Gaussian sigma (heatmap pixels, > 0)")
     seed: int = bounded(0, 0, doc="sample stream, augmentation and new-weight seed")
-    checkpoint_every: int = bounded(100, 0, doc="resumable checkpoint every N steps (0: at the end only)")
     val_every: int = bounded(0, 0, doc="validation PCKh every N steps (and at the end) into log.jsonl (0: never)")
     val_samples: int = bounded(500, 1, doc="validation samples per curve point", scale="eval")
     alpha: float = bounded(0.5, 0.0, 1.0, doc="FPD weight of the teacher term (0: ground truth only)")
     feature_layers: list[FeatureLayerParams] = items(
         list, "feature distillation: [{student: LAYER, teacher: LAYER, weight: 0.01}] through 1×1 adapters")
 
-    def check(self) -> None:
-        if not self.sigma > 0:  # a zero-width Gaussian divides by zero: NaN targets
-            raise HGCError(f"sigma: {self.sigma!r} must be > 0")
-        self.train_config("cpu")  # TrainConfig's own rules (e.g. milestones strictly inside (0, 1))
-
     def train_config(self, device: str) -> TrainConfig:
         """The ``compress.train.TrainConfig`` of the end-to-end phase on ``device``."""
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-                           lr_milestones=list(self.lr_milestones), lr_gamma=self.lr_gamma, sigma=self.sigma,
-                           seed=self.seed, checkpoint_every=self.checkpoint_every, val_every=self.val_every,
-                           val_samples=self.val_samples, distill_alpha=self.alpha, device=device)
+        return self.phase_config(self.steps, device, val_every=self.val_every, val_samples=self.val_samples,
+                                 distill_alpha=self.alpha)
 
     def layers(self, where: str) -> list[FeatureLayer]:
         """The feature pairs, each named ``<where>.feature_layers[i]`` for errors."""
