@@ -34,3 +34,12 @@ def mpii_dir() -> Path:
     path = SHARED / "mpii"
     assert path.is_dir(), f"expected the shared MPII files at {path}"
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (and back after): bit-equal reductions across processes, less noise."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

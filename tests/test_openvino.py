@@ -43,12 +43,7 @@ def needs_openvino() -> None:
     pytest.importorskip("openvino", reason='the openvino extra is not installed (pip install -e ".[openvino]")')
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

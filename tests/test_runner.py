@@ -23,13 +23,7 @@ FAST_MEASURE = "measure: {runtimes: [onnxruntime-cpu], batch: [1], runs: 2, warm
 FAST_EVAL = "evaluate: {limit: 4, batch_size: 4}\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    """Two shared cores: one intra-op thread keeps these runs fast and deterministic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -29,12 +29,7 @@ STUDENTS = {"1 stack, 8 wide, dws": {"stacks": 1, "features": 8, "block": "dws"}
             "gated, concat, deconv": {"block": "gated", "skip": "concat", "upsample": "deconv"}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(config: HourglassConfig, seed: int = 0, **changes: object) -> StackedHourglass:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-import torch
 
 from compress.export import export_onnx
 from compress.nets import checkpoint
@@ -40,12 +39,7 @@ print(json.dumps({"shape": list(out.shape), "finite": bool(torch.isfinite(out).a
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -28,12 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEACHER = HourglassConfig(stacks=2, features=16, depth=2, input_size=32)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _teacher(seed: int = 1, **changes: object) -> StackedHourglass:
