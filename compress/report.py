@@ -20,7 +20,8 @@ from compress.errors import HGCError
 from compress.io import atomic_path
 from compress.measure.machine import deciding_features
 from compress.pareto import pareto_front
-from compress.report_plots import plot, plot_macs, short_label
+from compress.report_curves import curve_pairs, curves_frame, curves_html, curves_section
+from compress.report_plots import plot, plot_curves, plot_macs, short_label
 from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.report_timing import side_by_side
 from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
@@ -45,6 +46,7 @@ class Report:
     sizes: pd.DataFrame = field(default_factory=pd.DataFrame)  # packed runs (``report_size.size_table``)
     coders: pd.DataFrame = field(default_factory=pd.DataFrame)  # coders compared at pack time
     timing: str = ""  # how the latencies were measured when the report re-timed them side by side
+    curve_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_curves.curve_pairs``
 
 
 def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
@@ -119,7 +121,7 @@ DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "steps_min": "s
 
 
 PLOT_TITLES = {"pckh_vs_latency": "PCKh vs latency", "pckh_vs_size": "PCKh vs size",
-               "pckh_latency_vs_macs": "PCKh and latency vs MACs"}
+               "pckh_latency_vs_macs": "PCKh and latency vs MACs", "pckh_vs_steps": "PCKh vs training steps"}
 SIDE_BY_SIDE = {"x_faster_sbs": "×faster paired", "x_faster_vs_openvino": "×vs OpenVINO fp32"}
 
 
@@ -200,7 +202,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
     md = "\n".join(["# Compression report", "", *head, "", *([*notes, ""] if notes else []),
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
                     _markdown_table(table), "", legend, "", *_quant_section(frame),
-                    *size_section(rep.sizes, rep.coders, _markdown_table), "## Plots", "",
+                    *size_section(rep.sizes, rep.coders, _markdown_table),
+                    *curves_section(rep.curve_pairs, _markdown_table), "## Plots", "",
                     *[line for name in images for line in (f"![{PLOT_TITLES.get(name, name)}]({name}.png)", "")]])
     imgs = "".join(f'<figure><img alt="{html.escape(PLOT_TITLES.get(n, n))}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
@@ -215,6 +218,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
             + "".join(f"<li>{html.escape(s[2:]).replace('**', '').replace('`', '')}</li>" for s in summary)
             + "</ul><h2>Runs</h2>" + table.to_html(index=False, escape=True, border=0)
             + f"<p>{html.escape(legend).replace('`', '')}</p>{size_html(rep.sizes, rep.coders)}"
+            + curves_html(rep.curve_pairs)
             + f"<h2>Plots</h2>{imgs}</body></html>\n")
     return md, page
 
@@ -305,7 +309,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
                  runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame), timing=timing,
-                 sizes=size_table(raw, base), coders=coder_rows(raw))
+                 sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
     ref = frame[frame.run == reference].pckh
     floor = float(ref.max()) - max_drop if len(ref) else None
     floor_label = f"{reference} − {max_drop:g} PCKh (--max-drop)"
@@ -318,6 +322,9 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     macs = plot_macs(frame, base, f"p50 latency, {first or 'not timed'}, batch {batch} (ms, log)", runtime=first)
     if macs is not None:
         plots["pckh_latency_vs_macs"] = macs
+    curves = plot_curves(curves_frame(raw))
+    if curves is not None:
+        plots["pckh_vs_steps"] = curves
     md, page = _texts(rep, frame, runs, picks, max_drop, reference, {k: v[0] for k, v in plots.items()})
     try:
         os.makedirs(out, exist_ok=True)

@@ -135,3 +135,24 @@ def plot_macs(frame: pd.DataFrame, baseline: str | None, latency_label: str, run
             ax.legend(fontsize=8, loc="lower right")
     fig.suptitle("PCKh and latency against MACs: equal MACs need not mean equal speed", fontsize=11)
     return _png_and_svg(fig)
+
+
+def plot_curves(curves: pd.DataFrame) -> tuple[bytes, bytes] | None:
+    """Validation PCKh against training steps, one line per run (None without a curve)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if curves.empty:
+        return None
+    fig = Figure(figsize=(8, 5.2), dpi=130)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for run, points in curves.groupby("run", sort=True):
+        points = points.sort_values("step")
+        ax.plot(points.step, points.pckh, marker="o", markersize=3, linewidth=1.2, label=short_label(str(run)))
+    ax.set_xlabel("training steps of the run (blockwise steps included)")
+    ax.set_ylabel("validation PCKh@0.5 (curve samples, %)")
+    ax.set_title("PCKh against training steps", fontsize=11)
+    ax.grid(True, alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+    return _png_and_svg(fig)

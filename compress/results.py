@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from compress.errors import HGCError, first_line
+from compress.report_curves import curve_column
 from compress.rundir import read_json
 from compress.runner import RESULTS_FORMAT
 
@@ -99,7 +100,10 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "cpu": (data.get("machine") or {}).get("cpu"), "isa": (data.get("machine") or {}).get("isa"),
            "openvino_capabilities": (data.get("machine") or {}).get("openvino_capabilities"), "threads": None,
            "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path),
-           "float_values": data.get("float_values"), "base": data.get("base"), "base_sha256": data.get("base_sha256")}
+           "float_values": data.get("float_values"), "base": data.get("base"), "base_sha256": data.get("base_sha256"),
+           "recipe_file": data.get("recipe_file"),
+           "overrides": json.dumps(data["overrides"]) if data.get("overrides") else "",
+           "val_curve": curve_column(data["steps"])}
     row.update(_quant_columns(data["steps"]))
     row.update(_pack_columns(data))
     for lat in data["latency"]:

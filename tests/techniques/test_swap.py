@@ -181,6 +181,7 @@ def test_an_interrupted_swap_resumes_from_its_blockwise_result_and_training_chec
     assert (tmp_path / "blockwise.pt").is_file() and (tmp_path / "train.pt").is_file()
     again = swap(_teacher(), params, ctx(True))  # killed after the last training checkpoint
     assert again.metrics["blockwise_resumed"] and again.metrics["resumed"]
+    assert again.metrics["blockwise_steps"] == first.metrics["blockwise_steps"] == 2  # the curve's offset
     for name in ("train.pt", "train.pt.state"):  # killed before the first training checkpoint
         (tmp_path / name).unlink()
     third = swap(_teacher(), params, ctx(True))

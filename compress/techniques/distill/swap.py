@@ -120,8 +120,9 @@ def swap(model: Any, params: SwapParams, ctx: StepContext) -> StepResult:
     warm = ctx.scratch("blockwise.pt")
     metrics["blockwise_steps"] = 0
     if ctx.resume and warm.is_file():
-        student.load_state_dict(checkpoint.load(warm)[0].state_dict())
-        metrics["blockwise_resumed"] = True
+        done, info = checkpoint.load(warm)
+        student.load_state_dict(done.state_dict())
+        metrics.update(blockwise_resumed=True, blockwise_steps=int(info.meta.get("blockwise_steps", 0)))
     elif params.blockwise_steps and paths:
         # the blocks being replaced are the current model's (frozen here; the op returns the student)
         result = blockwise_init(student, model, paths, ctx.data, params.blockwise_steps,
@@ -129,7 +130,7 @@ def swap(model: Any, params: SwapParams, ctx: StepContext) -> StepResult:
                                 seed=params.seed, device=ctx.device, log=ctx.log, progress=ctx.progress)
         metrics.update(blockwise_steps=result.steps, blockwise_mse_first=_mean(result.first),
                        blockwise_mse_last=_mean(result.last))
-        checkpoint.save(student, warm, meta=ctx.meta, lineage=ctx.lineage)
+        checkpoint.save(student, warm, meta={**ctx.meta, "blockwise_steps": result.steps}, lineage=ctx.lineage)
     work, resume = resumable(ctx, "train.pt")
     result = run_phase(student, params, ctx, teacher, aux, resume, work)
     return StepResult(student, metrics={**metrics, **phase_metrics(result, params, resume)})
