@@ -9,6 +9,7 @@ from compress.errors import HGCError
 from compress.export import DEFAULT_OPSET, export_onnx
 from compress.export_ir import export_openvino
 from compress.measure.bench import bench_models, check_outputs, format_table, inspect_models, write_frame
+from compress.measure.ops import op_profiles
 
 BENCH_COLUMNS = ("model", "runtime", "provider", "threads", "streams", "executed", "batch", "graph_batch", "p50_ms",
                  "p90_ms", "p99_ms", "gmacs", "gmac_s", "reference", "ratio_median", "ratio_q25", "ratio_q75",
@@ -122,6 +123,26 @@ def _bench(p: argparse.ArgumentParser) -> None:
             print(format_table(result.table, BENCH_COLUMNS))
         main = result.table if not result.table.empty else result.peaks
         write_frame(main, a.csv, a.json, extra={"machine": m, "peaks": result.peaks})
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("profile", "onnxruntime time per operator type of ONNX files, round-robin (where pruning's speed goes)")
+def _profile(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help=".onnx files; ratios are against the first")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--runs", type=int, default=20, help="profiled runs of each file")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads")
+    p.add_argument("--csv", default=None)
+    p.add_argument("--json", default=None)
+
+    def run(a: argparse.Namespace) -> int:
+        check_outputs(a.csv, a.json)
+        table = op_profiles(a.models, batch=a.batch, runs=a.runs, warmup=a.warmup, threads=a.threads)
+        print(format_table(table))
+        write_frame(table, a.csv, a.json)
         return 0
 
     p.set_defaults(run=run)

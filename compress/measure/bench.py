@@ -158,7 +158,8 @@ def measure_peaks(predictors: Sequence[Any], threads: int, device: str, provider
     return pd.DataFrame(rows)
 
 
-def _labels(paths: Sequence[str], runtimes: Sequence[str | None] = ()) -> list[str]:
+def file_labels(paths: Sequence[str], runtimes: Sequence[str | None] = ()) -> list[str]:
+    """Short unique names of files for table columns: base names, full paths where those collide."""
     several = len(set(runtimes)) > 1  # the same file on several runtimes: say which is which
     keys = list(zip(paths, runtimes)) if several else [(p, None) for p in paths]
     short = [(os.path.basename(p), r) for p, r in keys]
@@ -216,7 +217,7 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
         machine["openvino_capabilities"] = " ".join(next(p for p in predictors if p.runtime == "openvino").capabilities)
     paths = [p for p, _ in jobs]
     costs = [model_cost(p) for p in paths]
-    labels = _labels(paths, [p.runtime for p in predictors])
+    labels = file_labels(paths, [p.runtime for p in predictors])
     peaks = measure_peaks(predictors, threads, device, provider, peak_size) if peak else pd.DataFrame()
     rows = []
     for batch in batches:
