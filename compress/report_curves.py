@@ -16,12 +16,27 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
 Curve = list[tuple[int, float]]
+
+
+def trained_steps(metrics: dict[str, Any]) -> int:
+    """Optimizer steps one recipe step trained for, from its metrics (0 for a step that does not train).
+
+    ``steps`` (finetune, distill, swap's end-to-end phase), ``blockwise_steps`` (swap), ``tune_steps``
+    (cluster, hash), ``qat_steps`` (quantize) and, for prune, ``iterations`` × its ``finetune.steps``.
+    """
+    count = sum(_count(metrics.get(k)) for k in ("steps", "blockwise_steps", "tune_steps", "qat_steps"))
+    used = metrics.get("params_used") or {}
+    finetune = used.get("finetune") if metrics.get("op") == "prune" else None
+    if isinstance(finetune, dict):
+        count += _count(finetune.get("steps")) * max(1, _count(used.get("iterations")))
+    return count
 
 
 def run_curve(steps: list[dict[str, Any]]) -> Curve:
@@ -32,7 +47,7 @@ def run_curve(steps: list[dict[str, Any]]) -> Curve:
         metrics = step.get("metrics") or {}
         blockwise = _count(metrics.get("blockwise_steps"))
         points += [(done + blockwise + int(s), float(p)) for s, p in metrics.get("val_curve") or []]
-        done += blockwise + _count(metrics.get("steps"))
+        done += trained_steps(metrics)
     return points
 
 
@@ -65,14 +80,22 @@ def _pair_row(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
             "fraction of vs steps": at / b_end if at is not None and b_end else math.nan}
 
 
+def _same_file(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    files = [r.get("recipe_file") for r in (a, b)]
+    return all(isinstance(f, str) and f for f in files) and os.path.normpath(files[0]) == os.path.normpath(files[1])
+
+
 def curve_pairs(raw: pd.DataFrame) -> pd.DataFrame:
-    """Both directions of every (recipe as written, same recipe with overrides) pair of runs with curves."""
+    """Both directions of every (recipe as written, same recipe with overrides) pair of runs with curves.
+
+    ``steps`` is a run's last curve point (``val_every`` always scores the end of training).
+    """
     if "val_curve" not in raw:
         return pd.DataFrame()
     rows = [r for r in raw.to_dict("records") if isinstance(r.get("val_curve"), str)]
     out = []
     for plain in (r for r in rows if not r.get("overrides")):
-        for varied in (r for r in rows if r.get("overrides") and r.get("recipe_file") == plain.get("recipe_file")):
+        for varied in (r for r in rows if r.get("overrides") and _same_file(r, plain)):
             out += [_pair_row(plain, varied), _pair_row(varied, plain)]
     return pd.DataFrame(out)
 

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny hourglass configs so every test runs in seconds on 2 CPU cores."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ def mpii_dir() -> Path:
 
 
 @pytest.fixture
-def one_thread():
+def one_thread() -> Iterator[None]:
     """Torch on one thread for the test (and back after): bit-equal reductions across processes, less noise."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

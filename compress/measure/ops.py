@@ -16,8 +16,9 @@ import json
 import os
 import tempfile
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
+import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
@@ -27,18 +28,32 @@ from compress.measure.latency import bench_images
 from compress.runtime import session_options
 
 
-def _input_size(session: ort.InferenceSession, path: str) -> int:
-    shape = session.get_inputs()[0].shape
-    if len(shape) != 4 or not isinstance(shape[2], int):
-        raise HGCError(f"{path}: expected an N×3×S×S image input with a fixed side S, got {shape}")
-    return shape[2]
+def _feed(session: ort.InferenceSession, path: str, batch: int) -> dict[str, np.ndarray]:
+    """The fixed benchmark batch in the file's input type; a shape the file cannot take is one line."""
+    inputs = session.get_inputs()
+    shape = list(inputs[0].shape) if len(inputs) == 1 else []
+    if len(shape) != 4:
+        raise HGCError(f"{path}: expected one N×3×S×S image input, got {[(i.name, i.shape) for i in inputs]}")
+    if isinstance(shape[0], int) and shape[0] > 0 and shape[0] != batch:
+        raise HGCError(f"{path}: the file's batch size is fixed at {shape[0]}; profile it with --batch {shape[0]}")
+    side = shape[2]
+    if not isinstance(side, int) or side <= 0:
+        config = session.get_modelmeta().custom_metadata_map.get("hgc.config")
+        if not config:
+            raise HGCError(f"{path}: input size is dynamic and the file has no hgc.config metadata to tell it")
+        side = int(json.loads(config)["input_size"])
+    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+    return {inputs[0].name: bench_images(side, batch).astype(dtype)}
 
 
-def _kernel_times(trace: list[dict], runs: int) -> tuple[dict[str, float], dict[str, int]]:
-    """(µs per op type summed over the last ``runs`` model runs, kernels per op type in one run)."""
+def _kernel_times(trace: list[dict], runs: int) -> tuple[dict[str, float], dict[str, int], int]:
+    """(µs per op type summed over the last ``runs`` model runs, kernels per op type in one run, runs found).
+
+    Fewer runs are found when the profiler stopped recording (it caps its events); the caller divides by those.
+    """
     model_runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in trace if e.get("name") == "model_run")[-runs:]
     if not model_runs:
-        return {}, {}
+        return {}, {}, 0
     start, end = model_runs[0][0], model_runs[-1][1]
     micros: dict[str, float] = defaultdict(float)
     kernels: dict[str, int] = defaultdict(int)
@@ -49,7 +64,7 @@ def _kernel_times(trace: list[dict], runs: int) -> tuple[dict[str, float], dict[
             op = event.get("args", {}).get("op_name", "?")
             micros[op] += event["dur"]
             kernels[op] += 1
-    return micros, {op: count // len(model_runs) for op, count in kernels.items()}
+    return micros, {op: count // len(model_runs) for op, count in kernels.items()}, len(model_runs)
 
 
 def _profiled(path: str, prefix: str, batch: int, threads: int | None) -> tuple[ort.InferenceSession, dict]:
@@ -61,17 +76,20 @@ def _profiled(path: str, prefix: str, batch: int, threads: int | None) -> tuple[
     options = session_options(threads)
     options.enable_profiling = True
     options.profile_file_prefix = prefix
+    options.log_severity_level = 4  # a file that fails to load is our one error line, not the profiler's too
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own exception classes
         raise HGCError(f"{path}: onnxruntime cannot load it: {first_line(exc)}") from None
-    return session, {session.get_inputs()[0].name: bench_images(_input_size(session, path), batch)}
+    return session, _feed(session, path, batch)
 
 
-def _frame(trace: list[dict], runs: int) -> pd.DataFrame:
-    micros, kernels = _kernel_times(trace, runs)
+def _frame(trace: list[dict], runs: int, path: str) -> pd.DataFrame:
+    micros, kernels, found = _kernel_times(trace, runs)
+    if not found:
+        raise HGCError(f"{path}: onnxruntime's profile recorded no run (try fewer --runs)")
     total = sum(micros.values()) or 1.0
-    rows = [{"op_type": op, "kernels": kernels[op], "ms": us / runs / 1000.0, "share": us / total}
+    rows = [{"op_type": op, "kernels": kernels[op], "ms": us / found / 1000.0, "share": us / total}
             for op, us in micros.items()]
     return pd.DataFrame(rows, columns=["op_type", "kernels", "ms", "share"]).set_index("op_type")
 
@@ -89,22 +107,27 @@ def op_profiles(paths: Sequence[str], *, batch: int = 1, runs: int = 20, warmup:
         raise HGCError("profile: name at least one ONNX file")
     if len(set(paths)) != len(paths):
         raise HGCError(f"profile: a file is listed twice ({', '.join(paths)})")
-    if runs < 1 or warmup < 0 or batch < 1:
-        raise HGCError(f"profile: runs ({runs}) and batch ({batch}) must be ≥ 1, warmup ({warmup}) ≥ 0")
+    if runs < 1 or warmup < 0 or batch < 1 or (threads is not None and threads < 1):
+        raise HGCError(f"profile: runs ({runs}), batch ({batch}) and threads ({threads}) must be ≥ 1, "
+                       f"warmup ({warmup}) ≥ 0")
     labels = file_labels(paths)
     with tempfile.TemporaryDirectory() as tmp:
         sessions = [_profiled(path, os.path.join(tmp, f"profile{i}"), batch, threads) for i, path in enumerate(paths)]
         for _ in range(warmup + runs):
-            for session, feed in sessions:
-                session.run(None, feed)
+            for (session, feed), path in zip(sessions, paths):
+                try:
+                    session.run(None, feed)
+                except Exception as exc:  # onnxruntime's own exception classes
+                    raise HGCError(f"{path}: onnxruntime cannot run it: {first_line(exc)}") from None
         traces = []
         for session, _ in sessions:
             with open(session.end_profiling()) as handle:
                 traces.append(json.load(handle))
-    frames = [_frame(trace, runs).rename(columns=lambda c, label=label: f"{c}:{label}")
-              for trace, label in zip(traces, labels)]
+    frames = [_frame(trace, runs, path).rename(columns=lambda c, label=label: f"{c}:{label}")
+              for trace, label, path in zip(traces, labels, paths)]
     table = pd.concat(frames, axis=1).fillna(0.0).sort_values(f"ms:{labels[0]}", ascending=False)
     table.loc["(all kernels)"] = table.sum()
     for label in labels[1:]:
-        table[f"x:{label}"] = table[f"ms:{labels[0]}"] / table[f"ms:{label}"].where(table[f"ms:{label}"] > 0)
+        first, this = table[f"ms:{labels[0]}"], table[f"ms:{label}"]
+        table[f"x:{label}"] = first.where(first > 0) / this.where(this > 0)  # an op one file lacks: blank
     return table.reset_index(names="op_type")

@@ -15,7 +15,7 @@ from compress.train import OPTIMIZERS, TrainConfig, train
 
 @dataclass
 class TrainPhase(Params):
-    """One training phase's ``compress.train.TrainConfig`` fields, declared once for every op that trains.
+    """One training phase's ``compress.train.TrainConfig`` fields, declared once for finetune, distill and swap.
 
     ``finetune`` adds the optional teacher (``distill``); the ``distill``/``swap`` ops add the FPD weight,
     feature pairs and the validation curve (``compress.techniques.distill.params``).

@@ -2,7 +2,7 @@
 
 For each sparsity level the checkpoint's conv weights (heads excluded, as the recipes do) get global
 magnitude masks (``sparsify``'s own ``magnitude_masks``); each layer's remaining non-zeros are then replaced
-by at most k shared values (``cluster``'s own k-means, one value kept for the zeros) and the model is written
+by at most k shared values (``cluster``'s own k-means, zeros kept as one of the k) and the model is written
 as an ``.hgz`` by ``pack_model`` with the recipes' defaults. No training: the accuracy of these files is
 meaningless, their bytes are what a trained run at the same levels stores (the trained run's weights sit
 elsewhere, so its entropy coding differs by a few per cent; compare a landed run with its row here). Prints
@@ -23,7 +23,7 @@ import torch
 from compress.nets import checkpoint
 from compress.packed.model import pack_model
 from compress.packed.stages import pack_sizes
-from compress.techniques.cluster.kmeans import cluster
+from compress.techniques.cluster.tied import cluster_weight
 from compress.techniques.sparsify import apply_masks, magnitude_masks, sparse_layers
 
 HEADS = ["stacks.*.score"]
@@ -31,18 +31,15 @@ BASELINE_ONNX = Path(__file__).resolve().parents[1] / "runs" / "baseline" / "fin
 
 
 def share_values(model: torch.nn.Module, layers: list[str], k: int) -> None:
-    """Each layer's non-zero weights replaced by at most ``k - 1`` shared values (k when it has no zeros)."""
+    """Each layer's weights replaced by at most ``k`` shared values, exact zeros kept (``cluster``'s own routine)."""
     modules = dict(model.named_modules())
     with torch.no_grad():
         for name in layers:
             weight = modules[name].weight
-            flat = weight.detach().numpy().astype(np.float64).ravel()
-            nonzero = flat != 0
-            free = k - 1 if not nonzero.all() else k
-            if nonzero.sum() > free:
-                centroids, labels = cluster(flat[nonzero], free, "linear", 30)
-                flat[nonzero] = centroids[labels]
-            weight.copy_(torch.from_numpy(flat.reshape(weight.shape)).to(weight.dtype))
+            values = weight.detach().numpy()
+            centroids, index, zero = cluster_weight(values, k, "linear", 30, per_channel=False, seed=0)
+            table = np.concatenate([[0.0], centroids]) if zero else centroids
+            weight.copy_(torch.from_numpy(table[index].astype(np.float32)))
 
 
 def packed_row(path: str, sparsity: float, k: int, out_dir: Path) -> dict[str, float]:
@@ -65,6 +62,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, nargs="+", default=[16])
     parser.add_argument("--baseline", default=str(BASELINE_ONNX), help="the baseline's fp32 ONNX file")
     args = parser.parse_args()
+    if min(args.k) < 2 or not all(0 <= s < 1 for s in args.sparsity):
+        parser.error("--k values must be ≥ 2 and --sparsity values in [0, 1)")
     torch.set_num_threads(1)
     base_bytes = Path(args.baseline).stat().st_size
     print(f"{args.checkpoint}: × against {args.baseline} ({base_bytes:,} B)")

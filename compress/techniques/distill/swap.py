@@ -122,7 +122,8 @@ def swap(model: Any, params: SwapParams, ctx: StepContext) -> StepResult:
     if ctx.resume and warm.is_file():
         done, info = checkpoint.load(warm)
         student.load_state_dict(done.state_dict())
-        metrics.update(blockwise_resumed=True, blockwise_steps=int(info.meta.get("blockwise_steps", 0)))
+        earlier = params.blockwise_steps if paths else 0  # a warm checkpoint saved before steps were recorded
+        metrics.update(blockwise_resumed=True, blockwise_steps=int(info.meta.get("blockwise_steps", earlier)))
     elif params.blockwise_steps and paths:
         # the blocks being replaced are the current model's (frozen here; the op returns the student)
         result = blockwise_init(student, model, paths, ctx.data, params.blockwise_steps,
