@@ -43,9 +43,12 @@ class ShipResult:
 
 
 def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limit: int | None = None,
-             timing: bool = True) -> ShipResult:
+             timing: bool = True, reference: str | None = None) -> ShipResult:
     """Copy ``run_dir``'s model to ``out`` (its suffix picks the last step's ``.pt`` or the run's artifact), then
     evaluate the copy, time it beside the base's fp32 ONNX and write the card ``out`` with ``.md``.
+
+    ``reference`` is the checkpoint the card times and sizes against (default: the run's base); a run that
+    starts from a derived model (a pruned checkpoint in ``models/``) names the original here.
 
     Nothing is written when the run is unfinished, the suffix matches nothing the run made, or the file changed
     since the run recorded its sha256.
@@ -57,10 +60,11 @@ def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limi
     check_output(target)
     if rounds < 2 or threads < 1 or (limit is not None and limit < 1):
         raise HGCError(f"ship: --rounds must be ≥ 2 and --threads, --limit ≥ 1 (got {rounds}, {threads}, {limit})")
-    base = str(results["base"])
+    base = str(reference or results["base"])
     if timing and not Path(base).is_file():
-        raise HGCError(f"{run / 'results.json'}: base checkpoint {base} is not here: run from the repository "
-                       f"root the run was made in, or pass --no-timing")
+        where = "--reference" if reference else f"{run / 'results.json'}: base checkpoint"
+        raise HGCError(f"{where} {base} is not here: run from the repository root the run was made in, "
+                       f"or pass --no-timing")
 
     data = (results.get("evaluate") or {}).get("data") or "synthetic:val"
     report = evaluate_file(str(source), data, limit=limit)  # the same bytes as the copy (sha256 checked)
@@ -76,7 +80,8 @@ def ship_run(run_dir: str, out: str, *, rounds: int = 50, threads: int = 1, limi
                         pckh=report.result.mean, pckh01=report.result.mean_01,
                         run_pckh=results.get("pckh_mean"), speed=speed)
     write_text(card_path, card_text(result, results, run, data=data, samples=len(report.preds), note=note,
-                                    rounds=rounds, threads=threads, cost=model_cost(str(target)), limit=limit))
+                                    rounds=rounds, threads=threads, cost=model_cost(str(target)), limit=limit,
+                                    reference=base))
     return result
 
 
@@ -132,8 +137,13 @@ def _time_beside_base(shipped: str, base: str, rounds: int, threads: int) -> lis
 
 
 def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: str, samples: int, note: str,
-              rounds: int, threads: int, cost: dict[str, Any], limit: int | None) -> str:
-    """The card's markdown: origin, steps, file, accuracy and speed, each with the command that reproduces it."""
+              rounds: int, threads: int, cost: dict[str, Any], limit: int | None, reference: str | None = None) -> str:
+    """The card's markdown: origin, steps, file, accuracy and speed, each with the command that reproduces it.
+
+    ``reference``: the checkpoint the sizes and speeds compare with (default: the run's base).
+    """
+    reference = reference or str(results["base"])
+    against = "the base" if reference == str(results["base"]) else f"`{reference}`"
     name = Path(result.path).name
     recipe = results.get("recipe") or {}
     sets = "".join(f" --set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in
@@ -143,7 +153,9 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
              "## How it was made", "",
              f"`hgc run {results.get('recipe_file')} --checkpoint {results['base']}{sets}` "
              f"(base sha256 `{str(results.get('base_sha256'))[:12]}…`, code {results.get('code_version')}), "
-             f"then `hgc ship {run} -o {result.path}` copied {note} here and wrote this card.", "",
+             f"then `hgc ship {run} -o {result.path}"
+             f"{'' if reference == str(results['base']) else f' --reference {reference}'}` copied {note} here and "
+             f"wrote this card.", "",
              "| step | op | seconds | parameters |", "|---|---|---|---|"]
     for step in results.get("steps") or []:
         params = json.dumps(step.get("params", {}), separators=(", ", ": "))
@@ -155,7 +167,7 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
               f"sha256 `{result.sha256}`; {_count(cost.get('params'))} parameters, "
               f"{_count(cost.get('macs'), 1e6, 1)} MMACs at batch 1; precision "
               f"{results.get('precision') or 'fp32'}"
-              + (f"; {result.speed[0]['base_bytes'] / result.bytes:.2f}× smaller than the base's fp32 ONNX export "
+              + (f"; {result.speed[0]['base_bytes'] / result.bytes:.2f}× smaller than {against}'s fp32 ONNX export "
                  f"({result.speed[0]['base_bytes']:,} bytes)" if result.speed else "") + ".", "",
               "## Accuracy", "",
               f"PCKh@0.5 **{result.pckh:.2f}**, PCKh@0.1 {result.pckh01:.2f} on {samples:,} `{data}` samples "
@@ -166,7 +178,7 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
                      f"({(results.get('evaluate') or {}).get('samples', '?')} samples).")
     if result.speed:
         lines += ["", "## Speed", "",
-                  f"Side by side with the base's fp32 ONNX export in one process: {rounds} rounds, {threads} "
+                  f"Side by side with {against}'s fp32 ONNX export in one process: {rounds} rounds, {threads} "
                   f"thread(s), batch 1; ×faster is the median over rounds of base time / this time.", "",
                   "| runtime | base p50 ms | this p50 ms | ×faster paired | executed |", "|---|---|---|---|---|"]
         for row in result.speed:
@@ -176,7 +188,7 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
         lines += ["", f"Machine: {machine.get('cpu')} ({isa}), {deciding_features(isa)}"
                   f"; torch {machine.get('torch')}, onnxruntime {machine.get('onnxruntime')}"
                   f"{', openvino ' + str(machine.get('openvino')) if machine.get('openvino') else ''}.", "",
-                  f"Re-time: `hgc export {results['base']} -o base.onnx` then `hgc bench base.onnx {result.path} "
+                  f"Re-time: `hgc export {reference} -o base.onnx` then `hgc bench base.onnx {result.path} "
                   f"--pair --threads {threads} --batch 1 --runs {rounds}`."]
     numbers = {"file": name, "sha256": result.sha256, "bytes": result.bytes, "data": data, "samples": samples,
                "limit": limit, "Mean": round(result.pckh, 6), "Mean@0.1": round(result.pckh01, 6),

@@ -60,6 +60,18 @@ def test_artifact_is_timed_side_by_side_against_the_base(finished_run: Path, tmp
     assert printed.startswith(f"wrote {out} (") and "faster in onnxruntime" in printed
 
 
+def test_reference_replaces_the_base_in_sizes_speed_and_commands(finished_run: Path, tmp_path: Path) -> None:
+    reference = ROOT / "models" / "hg2-128.pt"  # the run started from hg1-32: compare with another model
+    result = ship_run(str(finished_run), str(tmp_path / "tiny.onnx"), limit=8, rounds=3,
+                      reference=str(reference))
+    card = (tmp_path / "tiny.md").read_text()
+    assert f"× smaller than `{reference}`'s fp32 ONNX export" in card and f"--reference {reference}`" in card
+    assert f"`hgc export {reference} -o base.onnx`" in card
+    assert result.speed[0]["base_bytes"] > 5_000_000  # hg2-128's export, not hg1-32's
+    with pytest.raises(HGCError, match="--reference .* is not here"):
+        ship_run(str(finished_run), str(tmp_path / "again.onnx"), reference=str(tmp_path / "gone.pt"))
+
+
 def test_bad_runs_and_suffixes_are_one_line_and_write_nothing(finished_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     with pytest.raises(HGCError, match="no such run directory"):

@@ -130,9 +130,13 @@ def _ship(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="intra-op threads while timing")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--no-timing", dest="timing", action="store_false", help="accuracy and size only")
+    p.add_argument("--reference", default=None,
+                   help="checkpoint to size and time against (default: the run's base; name the original model "
+                        "when the run started from a derived one)")
 
     def run(a: argparse.Namespace) -> int:
-        result = ship_run(a.run_dir, a.out, rounds=a.rounds, threads=a.threads, limit=a.limit, timing=a.timing)
+        result = ship_run(a.run_dir, a.out, rounds=a.rounds, threads=a.threads, limit=a.limit, timing=a.timing,
+                          reference=a.reference)
         speed = "".join(f", {row['speedup']:.2f}× faster in {row['runtime']}" for row in result.speed)
         print(f"wrote {result.path} ({result.bytes:,} bytes) and {result.card}: PCKh@0.5 {result.pckh:.2f}{speed}")
         return 0
