@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,42 @@ def open_session(model: str | bytes, providers: list[str], threads: int | None, 
     return session
 
 
+@dataclass
+class ImageInput:
+    """An ONNX session's image input: name, dtype fed, side S of the N×3×S×S batch, fixed batch (None: dynamic)."""
+
+    name: str
+    dtype: type
+    size: int
+    batch: int | None
+
+
+def image_input(session: Any, path: str) -> ImageInput:
+    """The one N×3×S×S image input of an onnxruntime session; anything else is a one-line ``HGCError``.
+
+    A dynamic side is read from the file's ``hgc.config`` metadata; fp16 I/O exports are fed float16.
+    """
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise HGCError(f"{path}: expected one image input, the model has {len(inputs)} inputs")
+    shape = list(inputs[0].shape)
+    if len(shape) != 4:
+        raise HGCError(f"{path}: input {inputs[0].name!r} has rank {len(shape)} (shape {shape}); "
+                       "expected a 4-D N×3×H×W image batch")
+    height, width = shape[2], shape[3]
+    if isinstance(height, int) and isinstance(width, int) and height > 0:
+        if height != width:
+            raise HGCError(f"{path}: input is {height}×{width}; hourglass inputs are square")
+        size = height
+    else:
+        config = session.get_modelmeta().custom_metadata_map.get("hgc.config")
+        if not config:
+            raise HGCError(f"{path}: input size is dynamic and the file has no hgc.config metadata to tell it")
+        size = int(json.loads(config)["input_size"])
+    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+    return ImageInput(inputs[0].name, dtype, size, shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None)
+
+
 class OrtPredictor:
     """An ONNX file run by onnxruntime: input ``image`` N×3×S×S, first output = heatmaps.
 
@@ -170,34 +207,16 @@ class OrtPredictor:
         device_id = int(device.partition(":")[2] or 0)
         precision = artifact_precision(path) if providers[0] == "TensorrtExecutionProvider" else None
         self.session = open_session(path, providers, threads, path, device_id, precision)
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1:
-            raise HGCError(f"{path}: expected one image input, the model has {len(inputs)} inputs")
-        shape = list(inputs[0].shape)
-        if len(shape) != 4:
-            raise HGCError(f"{path}: input {inputs[0].name!r} has rank {len(shape)} (shape {shape}); "
-                           "expected a 4-D N×3×H×W image batch")
+        outputs = self.session.get_outputs()
+        image = image_input(self.session, path)
         if not outputs or len(outputs[0].shape) not in (4, 5):
             raise HGCError(f"{path}: expected a 4-D or 5-D heatmap output, got {outputs[0].shape if outputs else None}")
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.input_name, self.output_name = inputs[0].name, outputs[0].name
-        self.input_dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32  # fp16 I/O exports
-        self.input_size = self._input_size(shape, path)
-        self.batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        self.input_name, self.output_name = image.name, outputs[0].name
+        self.input_dtype, self.input_size, self.batch = image.dtype, image.size, image.batch
         self.path, self.device = path, device
         self.provider = self.session.get_providers()[0]
         self.threads = threads  # None: onnxruntime's default (one per physical core)
-
-    def _input_size(self, shape: list[Any], path: str) -> int:
-        height, width = shape[2], shape[3]
-        if isinstance(height, int) and isinstance(width, int) and height > 0:
-            if height != width:
-                raise HGCError(f"{path}: input is {height}×{width}; hourglass inputs are square")
-            return height
-        config = self.metadata.get("hgc.config")
-        if config:
-            return int(json.loads(config)["input_size"])
-        raise HGCError(f"{path}: input size is dynamic and the file has no hgc.config metadata to tell it")
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=self.input_dtype)

@@ -25,25 +25,16 @@ import pandas as pd
 from compress.errors import HGCError, first_line
 from compress.measure.bench import file_labels
 from compress.measure.latency import bench_images
-from compress.runtime import session_options
+from compress.runtime import image_input, session_options
 
 
 def _feed(session: ort.InferenceSession, path: str, batch: int) -> dict[str, np.ndarray]:
-    """The fixed benchmark batch in the file's input type; a shape the file cannot take is one line."""
-    inputs = session.get_inputs()
-    shape = list(inputs[0].shape) if len(inputs) == 1 else []
-    if len(shape) != 4:
-        raise HGCError(f"{path}: expected one N×3×S×S image input, got {[(i.name, i.shape) for i in inputs]}")
-    if isinstance(shape[0], int) and shape[0] > 0 and shape[0] != batch:
-        raise HGCError(f"{path}: the file's batch size is fixed at {shape[0]}; profile it with --batch {shape[0]}")
-    side = shape[2]
-    if not isinstance(side, int) or side <= 0:
-        config = session.get_modelmeta().custom_metadata_map.get("hgc.config")
-        if not config:
-            raise HGCError(f"{path}: input size is dynamic and the file has no hgc.config metadata to tell it")
-        side = int(json.loads(config)["input_size"])
-    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
-    return {inputs[0].name: bench_images(side, batch).astype(dtype)}
+    """The fixed benchmark batch in the file's input type; a batch the file's graph does not take is one line."""
+    image = image_input(session, path)
+    if image.batch is not None and image.batch != batch:
+        raise HGCError(f"{path}: the file's batch size is fixed at {image.batch}; "
+                       f"profile it with --batch {image.batch}")
+    return {image.name: bench_images(image.size, batch).astype(image.dtype)}
 
 
 def _kernel_times(trace: list[dict], runs: int) -> tuple[dict[str, float], dict[str, int], int]:

@@ -17,13 +17,13 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from compress.nets import checkpoint
+from compress.nets.shared import unshare_weight
 from compress.packed.model import pack_model
 from compress.packed.stages import pack_sizes
-from compress.techniques.cluster.tied import cluster_weight
+from compress.techniques.cluster.tied import cluster_weight, tie
 from compress.techniques.sparsify import apply_masks, magnitude_masks, sparse_layers
 
 HEADS = ["stacks.*.score"]
@@ -31,15 +31,12 @@ BASELINE_ONNX = Path(__file__).resolve().parents[1] / "runs" / "baseline" / "fin
 
 
 def share_values(model: torch.nn.Module, layers: list[str], k: int) -> None:
-    """Each layer's weights replaced by at most ``k`` shared values, exact zeros kept (``cluster``'s own routine)."""
+    """Each layer's weights replaced by at most ``k`` shared values, exact zeros kept (``cluster``'s own routines)."""
     modules = dict(model.named_modules())
-    with torch.no_grad():
-        for name in layers:
-            weight = modules[name].weight
-            values = weight.detach().numpy()
-            centroids, index, zero = cluster_weight(values, k, "linear", 30, per_channel=False, seed=0)
-            table = np.concatenate([[0.0], centroids]) if zero else centroids
-            weight.copy_(torch.from_numpy(table[index].astype(np.float32)))
+    for name in layers:
+        module = modules[name]
+        tie(module, *cluster_weight(module.weight.detach().numpy(), k, "linear", 30, per_channel=False, seed=0))
+        unshare_weight(module)
 
 
 def packed_row(path: str, sparsity: float, k: int, out_dir: Path) -> dict[str, float]:
