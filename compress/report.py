@@ -24,6 +24,7 @@ from compress.report_curves import curve_pairs, curves_frame, curves_html, curve
 from compress.report_plots import plot, plot_curves, plot_macs, short_label
 from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.report_timing import side_by_side
+from compress.report_versus import prune_vs_swap, versus_html, versus_section
 from compress.results import latency_column, results_table, runtime_rows, runtimes_timed
 
 
@@ -47,6 +48,8 @@ class Report:
     coders: pd.DataFrame = field(default_factory=pd.DataFrame)  # coders compared at pack time
     timing: str = ""  # how the latencies were measured when the report re-timed them side by side
     curve_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_curves.curve_pairs``
+    versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_versus.prune_vs_swap``
+    versus_runtime: str | None = None
 
 
 def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
@@ -172,8 +175,9 @@ def _summary(rep: Report, frame: pd.DataFrame, picks: dict[str, int | None], max
             extra += f" ({r.x_vs_best_base:.2f}× vs the baseline on its fastest runtime)"
         delta = f" ({r.d_pckh:+.2f})" if math.isfinite(r.d_pckh) else ""
         where = f" on {r.runtime}" if isinstance(r.runtime, str) else ""
+        made = f"; made by {r.steps}" if r.n_steps else ""
         lines.append(f"- **{label}**: `{r.run}`{where} ({r.precision}) — {r.bytes / 1e6:.3f} MB, "
-                     f"{r.latency_ms:.3g} ms, PCKh@0.5 {r.pckh:.2f}{delta}{extra}")
+                     f"{r.latency_ms:.3g} ms, PCKh@0.5 {r.pckh:.2f}{delta}{extra}{made}")
     return lines
 
 
@@ -203,7 +207,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
                     f"## Within {max_drop:g} PCKh of `{reference}`", "", *summary, "", "## Runs", "",
                     _markdown_table(table), "", legend, "", *_quant_section(frame),
                     *size_section(rep.sizes, rep.coders, _markdown_table),
-                    *curves_section(rep.curve_pairs, _markdown_table), "## Plots", "",
+                    *curves_section(rep.curve_pairs, _markdown_table),
+                    *versus_section(rep.versus, rep.versus_runtime, _markdown_table), "## Plots", "",
                     *[line for name in images for line in (f"![{PLOT_TITLES.get(name, name)}]({name}.png)", "")]])
     imgs = "".join(f'<figure><img alt="{html.escape(PLOT_TITLES.get(n, n))}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
@@ -218,7 +223,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
             + "".join(f"<li>{html.escape(s[2:]).replace('**', '').replace('`', '')}</li>" for s in summary)
             + "</ul><h2>Runs</h2>" + table.to_html(index=False, escape=True, border=0)
             + f"<p>{html.escape(legend).replace('`', '')}</p>{size_html(rep.sizes, rep.coders)}"
-            + curves_html(rep.curve_pairs)
+            + curves_html(rep.curve_pairs) + versus_html(rep.versus, rep.versus_runtime)
             + f"<h2>Plots</h2>{imgs}</body></html>\n")
     return md, page
 
@@ -310,6 +315,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
                  runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame), timing=timing,
                  sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
+    rep.versus_runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (runtimes[0] if runtimes else None)
+    rep.versus = prune_vs_swap(frame, rep.versus_runtime, base)
     ref = frame[frame.run == reference].pckh
     floor = float(ref.max()) - max_drop if len(ref) else None
     floor_label = f"{reference} − {max_drop:g} PCKh (--max-drop)"

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from compress.errors import HGCError, first_line
-from compress.report_curves import curve_column
+from compress.report_curves import curve_column, trained_steps
 from compress.rundir import read_json
 from compress.runner import RESULTS_FORMAT
 
@@ -103,7 +103,8 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "float_values": data.get("float_values"), "base": data.get("base"), "base_sha256": data.get("base_sha256"),
            "recipe_file": data.get("recipe_file"),
            "overrides": json.dumps(data["overrides"]) if data.get("overrides") else "",
-           "val_curve": curve_column(data["steps"])}
+           "val_curve": curve_column(data["steps"]),
+           "train_steps": sum(trained_steps(s.get("metrics") or {}) for s in data["steps"])}
     row.update(_quant_columns(data["steps"]))
     row.update(_pack_columns(data))
     for lat in data["latency"]:
