@@ -3,7 +3,8 @@
 The question users ask first when a net must get cheaper. Structured pruning of the baseline gives a curve
 of (MACs, PCKh, latency) points: the baseline itself at full MACs and every fp32 run whose steps prune it
 without changing its design (no ``swap``, no quantization, sparsity or weight sharing, which change
-size or precision, not MACs). At each MACs level the most accurate pruned row stands for pruning. Every
+size or precision, not MACs), reduced to its upper envelope: a pruned run that a cheaper one out-scores
+is not what pruning to its MACs would give (``pruning_curve``). Every
 fp32 swap student whose MACs lie inside the curve's range is compared with the curve interpolated linearly
 in MACs between its two neighbouring points, on one runtime; a student outside the range is listed with
 the nearest pruned point and no verdict, since an extrapolated curve would be a guess.
@@ -23,7 +24,7 @@ TITLE = "Prune or swap, at equal MACs"
 NOT_PRUNING = ("swap", "quantize", "sparsify", "cluster", "hash", "pack")
 LEGEND = ("Each fp32 swap student against structured pruning of the baseline at the student's MACs, on one "
           "runtime: `pruned PCKh` and `pruned p50 ms` interpolate linearly in MACs between the two pruned "
-          "points (or the baseline) around it (`between`; at each MACs level the most accurate pruned row). "
+          "points (or the baseline) around it (`between`; pruned runs that a cheaper one out-scores are left out). "
           "ΔPCKh = student − pruned; ×faster = pruned p50 / student p50. `verdict` names the side that is at "
           "least as accurate and as fast, or the trade when neither is. `train steps`: optimizer steps each "
           "side trained (pruned: of the points around it); unequal budgets favour the longer side. A student "
@@ -37,19 +38,23 @@ def _ops(steps: str) -> set[str]:
 def pruning_curve(frame: pd.DataFrame, runtime: str | None, baseline: str | None) -> pd.DataFrame:
     """Points (macs, pckh, latency_ms, run, train_steps) of the baseline and its fp32 pruned runs, by MACs.
 
-    At equal MACs (within 1 %) the most accurate row is kept.
+    The upper envelope: a point stays only if it is more accurate than every point with fewer MACs (a
+    pruned run that a cheaper one beats is not what pruning to its MACs would give), and at equal MACs
+    (within 1 %) the more accurate row stands.
     """
     rows = frame[(frame.runtime == runtime) if runtime is not None else frame.runtime.isna()]
     rows = rows[(rows.artifact_precision.fillna("fp32") == "fp32") & rows.macs.notna()]
     keep = [(r == baseline) or ("prune" in _ops(s) and not _ops(s) & set(NOT_PRUNING))
             for r, s in zip(rows.run, rows.steps)]
-    points = rows[keep].sort_values("pckh", ascending=False)
+    points = rows[keep].sort_values(["macs", "pckh"], ascending=[True, False])
     chosen: list[pd.Series] = []
-    for _, p in points.iterrows():
-        if all(abs(p.macs - c.macs) > 0.01 * c.macs for c in chosen):
+    for _, p in points.iterrows():  # by MACs: keep a point only if it beats every cheaper one
+        if not chosen or p.pckh > chosen[-1].pckh:
+            if chosen and p.macs <= 1.01 * chosen[-1].macs:  # the same MACs level: the more accurate one
+                chosen.pop()
             chosen.append(p)
     cols = ["run", "macs", "pckh", "latency_ms", "train_steps"]
-    return pd.DataFrame([c[cols] for c in chosen], columns=cols).sort_values("macs").reset_index(drop=True)
+    return pd.DataFrame([c[cols] for c in chosen], columns=cols).reset_index(drop=True)
 
 
 def _between(curve: pd.DataFrame, macs: float) -> tuple[pd.Series, pd.Series] | None:

@@ -15,6 +15,7 @@ RUNS = [("baseline", [], "fp32", 86.0, 600, 20.0),
         ("prune-50-long", ["prune", "finetune"], "fp32", 85.0, 301, 12.4),  # same MACs, more accurate: kept
         ("prune-50-int8", ["prune", "quantize"], "int8", 85.0, 300, 6.0),  # not on the curve (precision)
         ("prune-75", ["prune"], "fp32", 78.0, 150, 8.0),
+        ("prune-40-worse", ["prune"], "fp32", 84.5, 360, 9.0),  # out-scored by the cheaper prune-50-long: off
         ("swap-fast", ["swap"], "fp32", 85.5, 375, 11.0),  # between prune-25 and prune-50-long
         ("swap-slow", ["swap"], "fp32", 84.0, 225, 14.0),  # between prune-75 and prune-50-long
         ("swap-tiny", ["swap"], "fp32", 70.0, 100, 5.0),  # below the pruned range
