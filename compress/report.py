@@ -175,7 +175,9 @@ def _summary(rep: Report, frame: pd.DataFrame, picks: dict[str, int | None], max
             extra += f" ({r.x_vs_best_base:.2f}× vs the baseline on its fastest runtime)"
         delta = f" ({r.d_pckh:+.2f})" if math.isfinite(r.d_pckh) else ""
         where = f" on {r.runtime}" if isinstance(r.runtime, str) else ""
-        made = f"; made by {r.steps}" if r.n_steps else ""
+        base_of = dict(zip(frame.run, frame.base))
+        own_base = isinstance(r.base, str) and r.base != base_of.get(rep.baseline, r.base)
+        made = (f"; made by {r.steps}" if r.n_steps else "") + (f" from `{r.base}`" if own_base else "")
         lines.append(f"- **{label}**: `{r.run}`{where} ({r.precision}) — {r.bytes / 1e6:.3f} MB, "
                      f"{r.latency_ms:.3g} ms, PCKh@0.5 {r.pckh:.2f}{delta}{extra}{made}")
     return lines

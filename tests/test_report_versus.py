@@ -65,6 +65,18 @@ def test_the_section_is_in_the_markdown_and_html(report) -> None:
     assert "Prune or swap, at equal MACs" in (out / "report.html").read_text()
 
 
+def test_the_picks_name_a_base_other_than_the_baselines(tmp_path: Path) -> None:
+    for run in RUNS[:2]:
+        data = _results(*run)
+        data["base"] = "models/hg2-128.pt" if run[0] == "baseline" else "models/hg2-128-prune50.pt"
+        (tmp_path / "runs" / run[0]).mkdir(parents=True)
+        (tmp_path / "runs" / run[0] / "results.json").write_text(json.dumps(data))
+    build_report([str(tmp_path / "runs")], str(tmp_path / "out"))
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "**smallest**: `prune-25` on onnxruntime-cpu" in md
+    assert "made by prune from `models/hg2-128-prune50.pt`" in md
+
+
 def test_no_section_without_a_student(tmp_path: Path) -> None:
     for run in RUNS[:3]:
         (tmp_path / "runs" / run[0]).mkdir(parents=True)
