@@ -26,6 +26,31 @@ from compress.recipe import load_recipe
 from compress.techniques.distill import SwapParams, build_student
 
 
+def export_students(base: str, recipes: list[str], out: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Export the teacher and each swap recipe's student (built as the op builds it) to ONNX under ``out``.
+
+    Returns (name → ONNX path, name → parameters), the teacher first; recipes not starting with ``swap`` are
+    skipped.
+    """
+    teacher, _ = checkpoint.load(base)
+    teacher.eval()
+    files = {"teacher": str(out / "teacher.onnx")}
+    params = {"teacher": sum(t.numel() for t in teacher.parameters())}
+    export_onnx(base, files["teacher"])
+    for path in recipes:
+        recipe = load_recipe(path)
+        step = recipe.steps[0]
+        if step.op != "swap":
+            continue
+        student, _, _ = build_student(teacher, SwapParams(config=step.params.config), f"{path}: steps.0.swap")
+        params[recipe.name] = sum(t.numel() for t in student.parameters())
+        pt = out / f"{recipe.name}.pt"
+        checkpoint.save(student.eval(), pt)
+        files[recipe.name] = str(pt.with_suffix(".onnx"))
+        export_onnx(str(pt), files[recipe.name])
+    return files, params
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="+")
@@ -34,23 +59,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    teacher, _ = checkpoint.load(args.base)
-    teacher.eval()
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"teacher": str(Path(tmp) / "teacher.onnx")}
-        params = {"teacher": sum(t.numel() for t in teacher.parameters())}
-        export_onnx(args.base, files["teacher"])
-        for path in args.recipes:
-            recipe = load_recipe(path)
-            step = recipe.steps[0]
-            if step.op != "swap":
-                continue
-            student, _, _ = build_student(teacher, SwapParams(config=step.params.config), f"{path}: steps.0.swap")
-            params[recipe.name] = sum(t.numel() for t in student.parameters())
-            pt = Path(tmp) / f"{recipe.name}.pt"
-            checkpoint.save(student.eval(), pt)
-            files[recipe.name] = str(pt.with_suffix(".onnx"))
-            export_onnx(str(pt), files[recipe.name])
+        files, params = export_students(args.base, args.recipes, Path(tmp))
         result = bench_models(list(files.values()), batches=(1,), runs=args.runs, threads=args.threads, pair=True)
     print(f"{'recipe':<20} {'params':>10} {'MMACs':>8} {'p50 ms':>7} {'x faster':>8}")
     for name, row in zip(files, result.table.itertuples()):
