@@ -1,7 +1,6 @@
 """reports/size/size_map.py: the one-shot size map packs what it claims (sparsity, ≤ k values per layer)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,10 @@ from compress.nets import checkpoint
 from compress.nets.hourglass import StackedHourglass
 from compress.packed import load_model
 
-SCRIPT = Path(__file__).resolve().parents[2] / "reports" / "size" / "size_map.py"
-
 
 @pytest.fixture(scope="module")
-def size_map():
-    spec = importlib.util.spec_from_file_location("size_map", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def size_map(repo_script):
+    return repo_script("reports/size/size_map.py")
 
 
 def test_rows_hold_the_sparsity_and_k_they_name(size_map, tiny_config, tmp_path: Path) -> None:

@@ -1,7 +1,6 @@
 """reports/swaps/student_latency.py: every swap recipe's student exported as the op builds it, teacher first."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import onnx
@@ -10,15 +9,10 @@ import pytest
 from compress.nets import checkpoint
 from compress.nets.hourglass import StackedHourglass
 
-SCRIPT = Path(__file__).resolve().parents[2] / "reports" / "swaps" / "student_latency.py"
-
 
 @pytest.fixture(scope="module")
-def student_latency():
-    spec = importlib.util.spec_from_file_location("student_latency", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def student_latency(repo_script):
+    return repo_script("reports/swaps/student_latency.py")
 
 
 def test_students_are_exported_with_their_designs(student_latency, tiny2_config, tmp_path: Path) -> None:
