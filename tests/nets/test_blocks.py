@@ -75,6 +75,19 @@ def test_block_shapes_and_gradients(name: str, norm: str, cin: int, cout: int, s
 
 
 @pytest.mark.parametrize("name", BLOCKS)
+def test_zero_init_last_makes_every_block_the_identity(name: str) -> None:
+    """Swaps that append blocks start them as the identity, so every block must be able to start as one."""
+    torch.manual_seed(0)
+    block = build_block(name, 16, 16, "batch", size=8).train()
+    block.zero_init_last()
+    x = torch.randn(2, 16, 8, 8)
+    out = block(x)
+    assert torch.allclose(out, x, atol=1e-6)
+    (out * torch.randn_like(out)).sum().backward()  # the zeroed layers still learn
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
+
+
+@pytest.mark.parametrize("name", BLOCKS)
 def test_tiny_hourglass_trains_a_step(name: str) -> None:
     model = StackedHourglass(tiny(name))
     out = model(torch.rand(2, 3, 64, 64))

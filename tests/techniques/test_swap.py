@@ -94,7 +94,7 @@ def test_unchanged_blocks_are_kept_and_unmatched_ones_start_from_scratch() -> No
     assert one["blocks_kept"] == len(block_paths(_teacher(stacks=1))) and one["blocks_from_scratch"] == []
     narrow = build_student(teacher, SwapParams(config={"features": 8}), "swap")[1]
     assert narrow["blocks_from_scratch"] == block_paths(_teacher(features=8)) and narrow["blocks_blockwise"] == []
-    more = build_student(teacher, SwapParams(config={"modules": 2}), "swap")[1]
+    more = build_student(teacher, SwapParams(config={"modules": 2}, preserve=False), "swap")[1]
     assert more["blocks_from_scratch"] and all(p.endswith(".1") for p in more["blocks_from_scratch"])
 
 
@@ -108,6 +108,24 @@ def test_new_deconv_and_concat_layers_start_as_the_operations_they_replace() -> 
         assert torch.allclose(student.eval()(images), teacher(images), atol=1e-5)
     plain = build_student(teacher, SwapParams(config={"upsample": "deconv"}, preserve=False), "swap")[1]
     assert plain["layers_preserved"] == []
+
+
+@pytest.mark.parametrize("config", [{"modules": 3}, {"block": "hru"},
+                                    {"block": "hru", "upsample": "deconv", "modules": 2}])
+def test_swaps_that_only_add_to_the_teacher_start_as_the_teacher(config: dict) -> None:
+    """Appended blocks start as the identity and HRU units around the teacher's bottleneck: the student
+    computes the teacher's heatmaps before any training, so no block needs blockwise imitation."""
+    teacher = _teacher()
+    student, metrics, paths = build_student(teacher, SwapParams(config=config), "swap")
+    assert paths == [] and metrics["blocks_from_scratch"] == [] and metrics["blocks_preserved"]
+    assert metrics["blocks_kept"] == len(block_paths(student))
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(student.eval()(images), teacher(images), atol=1e-5)
+    plain, plain_metrics, plain_paths = build_student(teacher, SwapParams(config=config, preserve=False), "swap")
+    assert plain_metrics["blocks_preserved"] == []
+    with torch.no_grad():
+        assert not torch.allclose(plain.eval()(images), teacher(images), atol=1e-3)
 
 
 def test_blockwise_phase_lowers_every_blocks_error() -> None:

@@ -38,6 +38,11 @@ class Bottleneck4(nn.Module):
         out = self.conv4(self.relu(self.bn4(out)))
         return out + (self.skip(x) if self.skip is not None else x)
 
+    def zero_init_last(self) -> None:
+        """Zero the residual branch's last conv: the block starts as its skip path (identity if cin == cout)."""
+        nn.init.zeros_(self.conv4.weight)
+        nn.init.zeros_(self.conv4.bias)
+
 
 @register_block("bottleneck4")
 def bottleneck4(cin: int, cout: int, norm: str, mid: int | None = None) -> nn.Module:

@@ -73,6 +73,12 @@ class SoftGatedBlock(nn.Module):
         h3 = self.conv3(self.relu(self.bn3(h2)))
         return self.gate(self.skip(x) if self.skip is not None else x) + torch.cat([h1, h2, h3], 1)
 
+    def zero_init_last(self) -> None:
+        """Zero the three convs (each feeds the concatenation): the block starts as ``alpha ⊙ skip(x)``."""
+        for conv in (self.conv1, self.conv2, self.conv3):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
 
 @register_block("gated")
 def gated(cin: int, cout: int, norm: str) -> nn.Module:

@@ -42,6 +42,28 @@ class HourglassResidualUnit(nn.Module):
             up = up[..., :height, :width]
         return self.bottleneck(x) + up
 
+    def zero_init_last(self) -> None:
+        """Zero the last conv of both branches: the unit starts as its skip path (identity if cin == cout)."""
+        self.bottleneck.zero_init_last()
+        self._zero_pooled()
+
+    def adopt(self, block: nn.Module) -> bool:
+        """Start as ``block`` computes, if it is a bottleneck of this unit's shape: its weights become the
+        unit's bottleneck and the pooled branch starts at zero (a swap then keeps the teacher's function).
+        """
+        if type(block) is not Bottleneck:
+            return False
+        mine, theirs = self.bottleneck.state_dict(), block.state_dict()
+        if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+            return False
+        self.bottleneck.load_state_dict(theirs)
+        self._zero_pooled()
+        return True
+
+    def _zero_pooled(self) -> None:
+        nn.init.zeros_(self.pool_conv2.weight)
+        nn.init.zeros_(self.pool_conv2.bias)
+
 
 @register_block("hru")
 def hru(cin: int, cout: int, norm: str, mid: int | None = None) -> nn.Module:

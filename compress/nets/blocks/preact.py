@@ -37,6 +37,11 @@ class PreActBottleneck(nn.Module):
         out = self.conv3(self.relu(self.bn3(out)))
         return out + (self.skip(x) if self.skip is not None else x)
 
+    def zero_init_last(self) -> None:
+        """Zero the residual branch's last conv: the block starts as its skip path (identity if cin == cout)."""
+        nn.init.zeros_(self.conv3.weight)
+        nn.init.zeros_(self.conv3.bias)
+
 
 def inner_width(cout: int, mid: int | None) -> int:
     """The middle width: ``mid`` when given, else half the output channels (at least 1)."""

@@ -5,7 +5,8 @@
    student is built at its nominal widths (a pruned base's ``widths`` do not carry over); ``joints``,
    ``input_size`` and ``widths`` cannot be swapped — the student must predict the teacher's heatmaps.
 2. ``transplant``: every tensor whose name and shape match is copied; new upsamplers and concat fusions
-   start as the operations they replace; the blocks are sorted into kept / blockwise / scratch.
+   start as the operations they replace, HRU blocks around the teacher's bottleneck, blocks appended to a
+   sequence as the identity; the blocks are sorted into kept / blockwise / scratch.
 3. ``blockwise``: the changed blocks learn, for ``blockwise_steps`` steps, to reproduce the current
    model's block at the same path from that block's own input (all at once, one teacher forward per batch).
    Blocks without a same-shaped counterpart (width or stack changes) start from scratch; the step's metrics
@@ -32,7 +33,7 @@ from compress.steps import StepContext, StepResult, bounded, items, option, regi
 from compress.techniques.distill.blockwise import blockwise_init
 from compress.techniques.distill.op import phase_metrics, prepare, resumable, run_phase, step_where
 from compress.techniques.distill.params import DistillOpParams
-from compress.techniques.distill.transplant import copy_matching, plan_blocks, preserve_function
+from compress.techniques.distill.transplant import copy_matching, plan_blocks, preserve_blocks, preserve_function
 
 FIXED = {"joints": "the student must predict the teacher's joints",
          "input_size": "the student must predict heatmaps of the teacher's size",
@@ -81,7 +82,8 @@ class SwapParams(DistillOpParams):
     blockwise_steps: int = bounded(300, 0, doc="steps of blockwise imitation of the replaced blocks (0: none)",
                                    scale="steps")
     blockwise_lr: float = bounded(3e-3, 0.0, doc="Adam learning rate of the blockwise phase (constant)")
-    preserve: bool = option(True, "start new deconv upsamplers as nearest ×2 and new concat fusions as a sum")
+    preserve: bool = option(True, "start new deconv upsamplers as nearest ×2, new concat fusions as a sum, "
+                                  "HRU blocks around the teacher's bottleneck and appended blocks as identity")
 
     def check(self) -> None:
         super().check()
@@ -102,9 +104,11 @@ def build_student(model: StackedHourglass, params: SwapParams, where: str
     student.to(next(model.parameters()).device)
     copied, fresh = copy_matching(student, model)
     preserved = preserve_function(student, model) if params.preserve else []
-    plan = plan_blocks(student, model, copied, config.input_size)
+    blocks = preserve_blocks(student, model) if params.preserve else []
+    plan = plan_blocks(student, model, copied, config.input_size, blocks)
     metrics = {"student_config": {k: v for k, v in config.to_dict().items() if k in params.config},
                "tensors_copied": len(copied), "tensors_new": len(fresh), "layers_preserved": preserved,
+               "blocks_preserved": blocks,
                "widths_dropped": len(model.config.widths), "blocks_kept": len(plan.kept),
                "blocks_blockwise": plan.blockwise, "blocks_from_scratch": plan.scratch}
     return student, metrics, plan.blockwise

@@ -7,6 +7,10 @@
 it can learn to imitate it) and *scratch* (no such counterpart: a width or stack change).
 ``preserve_function`` starts layers the teacher does not have so the student computes what the teacher
 does there: a new transposed-conv upsampler as nearest ×2, a new concat fusion as the sum it replaces.
+``preserve_blocks`` does the same for blocks: a block that can contain the teacher's (``adopt``: an HRU
+around a bottleneck) takes its weights, and a block appended to a teacher's sequence (``modules: 4``)
+starts as the identity (``zero_init_last``); a swap that only adds to the teacher then starts exactly
+as the teacher (the blocks' own methods, as timm's ``zero_init_last``, say how each does it).
 """
 from __future__ import annotations
 
@@ -72,14 +76,21 @@ def _layout(module: nn.Module) -> list[tuple[str, type, tuple[int, ...]]]:
     return types + [(name, type(t), tuple(t.shape)) for name, t in module.state_dict().items()]
 
 
-def plan_blocks(student: nn.Module, teacher: nn.Module, copied: list[str], input_size: int) -> BlockPlan:
-    """Sort the student's blocks by their teacher counterpart (same path) and what was copied into them."""
+def plan_blocks(student: nn.Module, teacher: nn.Module, copied: list[str], input_size: int,
+                preserved: list[str] = ()) -> BlockPlan:
+    """Sort the student's blocks by their teacher counterpart (same path) and what was copied into them.
+
+    Blocks in ``preserved`` (``preserve_blocks``: they already compute the teacher's function) are kept.
+    """
     mine, theirs = block_paths(student), block_paths(teacher)
     s_io, t_io = block_io(student, mine, input_size), block_io(teacher, theirs, input_size)
     s_modules, t_modules = dict(student.named_modules()), dict(teacher.named_modules())
     done = set(copied)
     plan = BlockPlan()
     for path in mine:
+        if path in preserved:
+            plan.kept.append(path)
+            continue
         if path not in t_io or t_io[path] != s_io[path]:
             plan.scratch.append(path)
             continue
@@ -108,6 +119,37 @@ def preserve_function(student: nn.Module, teacher: nn.Module) -> list[str]:
             if module.fuse is not None and theirs.fuse is None and _sum_fuse(module.fuse):
                 changed.append(f"{path}.fuse")
     return changed
+
+
+def preserve_blocks(student: nn.Module, teacher: nn.Module) -> list[str]:
+    """Start student blocks as the teacher computes where a block can: the paths of those it changed.
+
+    A block whose teacher counterpart (same path) it can contain takes it (``adopt``); a block at a path
+    the teacher lacks, appended to a sequence the teacher has (an index past the teacher's last), whose
+    input and output channels agree, starts as the identity (``zero_init_last``).
+    """
+    s_modules, t_modules = dict(student.named_modules()), dict(teacher.named_modules())
+    t_blocks = set(block_paths(teacher))
+    changed = []
+    with torch.no_grad():
+        for path in block_paths(student):
+            block = s_modules[path]
+            if path in t_blocks:
+                if hasattr(block, "adopt") and block.adopt(t_modules[path]):
+                    changed.append(path)
+                continue
+            parent, _, index = path.rpartition(".")
+            if (isinstance(t_modules.get(parent), nn.Sequential) and index.isdigit()
+                    and int(index) >= len(t_modules[parent]) and hasattr(block, "zero_init_last")
+                    and _same_channels(block)):
+                block.zero_init_last()
+                changed.append(path)
+    return changed
+
+
+def _same_channels(block: nn.Module) -> bool:
+    """Whether a residual block keeps its channel count (no skip projection), so zeroed it is the identity."""
+    return all(getattr(module, "skip", None) is None for module in block.modules())
 
 
 def _nearest_up(up: nn.Module) -> bool:
