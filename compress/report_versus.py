@@ -6,8 +6,10 @@ without changing its design (no ``swap``, no quantization, sparsity or weight sh
 size or precision, not MACs), reduced to its upper envelope: a pruned run that a cheaper one out-scores
 is not what pruning to its MACs would give (``pruning_curve``). Every
 fp32 swap student whose MACs lie inside the curve's range is compared with the curve interpolated linearly
-in MACs between its two neighbouring points, on one runtime; a student outside the range is listed with
-the nearest pruned point and no verdict, since an extrapolated curve would be a guess.
+in MACs between its two neighbouring points, on one runtime. Above the envelope's costliest point, up to
+the baseline's MACs, pruning already gave a cheaper model at least as accurate as anything costlier: the
+student meets that point. A student below the range is listed with the nearest pruned point and no
+verdict, since an extrapolated curve would be a guess.
 
 Both sides are read as trained: the table shows each side's optimizer steps, because a pruned run that
 trained four times longer than a student is not an equal-budget comparison (the report says so per row).
@@ -28,7 +30,9 @@ LEGEND = ("Each fp32 swap student against structured pruning of the baseline at 
           "ΔPCKh = student − pruned; ×faster = pruned p50 / student p50. `verdict` names the side that is at "
           "least as accurate and as fast, or the trade when neither is. `train steps`: optimizer steps each "
           "side trained (pruned: of the points around it); unequal budgets favour the longer side. A student "
-          "outside the pruned range gets the nearest pruned point and no verdict.")
+          "between the envelope's costliest point and the baseline's MACs meets that point (`≤`: cheaper, and "
+          "at least as accurate as every costlier pruned run); one below the pruned range gets the nearest "
+          "pruned point and no verdict.")
 
 
 def _ops(steps: str) -> set[str]:
@@ -42,11 +46,7 @@ def pruning_curve(frame: pd.DataFrame, runtime: str | None, baseline: str | None
     pruned run that a cheaper one beats is not what pruning to its MACs would give), and at equal MACs
     (within 1 %) the more accurate row stands.
     """
-    rows = frame[(frame.runtime == runtime) if runtime is not None else frame.runtime.isna()]
-    rows = rows[(rows.artifact_precision.fillna("fp32") == "fp32") & rows.macs.notna()]
-    keep = [(r == baseline) or ("prune" in _ops(s) and not _ops(s) & set(NOT_PRUNING))
-            for r, s in zip(rows.run, rows.steps)]
-    points = rows[keep].sort_values(["macs", "pckh"], ascending=[True, False])
+    points = _candidates(frame, runtime, baseline).sort_values(["macs", "pckh"], ascending=[True, False])
     chosen: list[pd.Series] = []
     for _, p in points.iterrows():  # by MACs: keep a point only if it beats every cheaper one
         if not chosen or p.pckh > chosen[-1].pckh:
@@ -55,6 +55,15 @@ def pruning_curve(frame: pd.DataFrame, runtime: str | None, baseline: str | None
             chosen.append(p)
     cols = ["run", "macs", "pckh", "latency_ms", "train_steps"]
     return pd.DataFrame([c[cols] for c in chosen], columns=cols).reset_index(drop=True)
+
+
+def _candidates(frame: pd.DataFrame, runtime: str | None, baseline: str | None) -> pd.DataFrame:
+    """The baseline and its fp32 pruned runs on ``runtime`` (before the envelope drops any)."""
+    rows = frame[(frame.runtime == runtime) if runtime is not None else frame.runtime.isna()]
+    rows = rows[(rows.artifact_precision.fillna("fp32") == "fp32") & rows.macs.notna()]
+    keep = [(r == baseline) or ("prune" in _ops(s) and not _ops(s) & set(NOT_PRUNING))
+            for r, s in zip(rows.run, rows.steps)]
+    return rows[keep]
 
 
 def _between(curve: pd.DataFrame, macs: float) -> tuple[pd.Series, pd.Series] | None:
@@ -92,10 +101,15 @@ def prune_vs_swap(frame: pd.DataFrame, runtime: str | None, baseline: str | None
                      for s, p, m in zip(rows.steps, rows.artifact_precision, rows.macs)]]
     if students.empty or len(curve) < 2:
         return pd.DataFrame()
+    top = _candidates(frame, runtime, baseline).macs.max()  # the baseline's MACs, unless a pruned run has more
     out = []
     for _, s in students.sort_values("macs").iterrows():
         pair = _between(curve, s.macs)
-        if pair is None:
+        dominated = pair is None and curve.macs.iloc[-1] < s.macs <= top
+        if dominated:  # every costlier pruned point is out-scored by the envelope's last: pruning gives that
+            lo = hi = curve.iloc[-1]
+            t, inside = 0.0, True
+        elif pair is None:
             near = curve.iloc[(curve.macs - s.macs).abs().argmin()]
             lo = hi = near
             t, inside = 0.0, False
@@ -107,7 +121,7 @@ def prune_vs_swap(frame: pd.DataFrame, runtime: str | None, baseline: str | None
         latency = _lerp(lo.latency_ms, hi.latency_ms, t)
         d_pckh = s.pckh - pckh
         x_faster = latency / s.latency_ms if s.latency_ms and math.isfinite(s.latency_ms) else math.nan
-        between = lo.run if lo.run == hi.run else f"{lo.run} … {hi.run}"
+        between = f"≤ {lo.run}" if dominated else lo.run if lo.run == hi.run else f"{lo.run} … {hi.run}"
         steps = (f"{int(lo.train_steps):,}" if lo.run == hi.run or lo.train_steps == hi.train_steps
                  else f"{int(lo.train_steps):,}–{int(hi.train_steps):,}")
         out.append({"student": s.run, "MMACs": s.macs / 1e6, "PCKh@0.5": s.pckh, "p50 ms": s.latency_ms,

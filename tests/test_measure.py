@@ -21,11 +21,11 @@ from compress.measure.cost import onnx_precision
 from compress.measure.latency import Timing, ratio_summary, time_pairs, time_predictor
 from compress.measure.machine import machine_info
 from compress.measure.peak import matmul_model, ort_peak, torch_peak
-from compress.runtime import open_session
-from compress.runtime_openvino import available as openvino_available
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
+from compress.runtime import open_session
+from compress.runtime_openvino import available as openvino_available
 
 
 def _known_macs_model(batch: int | str = 1) -> tuple[object, int]:
@@ -89,8 +89,12 @@ def test_latency_summary_structure() -> None:
 def test_pairs_alternate_and_ratios_are_per_round() -> None:
     order: list[str] = []
     timings = time_pairs([lambda x: order.append("A"), lambda x: order.append("B")], [np.zeros(1), np.zeros(1)],
-                         runs=4, warmup=1)
+                         runs=4, warmup=1, settle=0)
     assert order == ["A", "B"] * 5 and [len(t.ms) for t in timings] == [4, 4]
+    order.clear()  # by default each timed call follows an untimed one of the same model (timed warm)
+    time_pairs([lambda x: order.append("A"), lambda x: order.append("B")], [np.zeros(1), np.zeros(1)], runs=2,
+               warmup=0)
+    assert order == ["A", "A", "B", "B"] * 2
     ratios = ratio_summary(Timing([2.0, 4.0, 6.0, 8.0]), Timing([1.0, 1.0, 2.0, 2.0]))
     assert ratios["ratio_median"] == 3.5 and ratios["ratio_q25"] <= 3.5 <= ratios["ratio_q75"]  # 2, 4, 3, 4
     assert math.isclose(ratios["ratio_iqr"], ratios["ratio_q75"] - ratios["ratio_q25"])

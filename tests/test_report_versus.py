@@ -57,6 +57,23 @@ def test_students_are_compared_with_the_pruning_curve_at_their_macs(report) -> N
     assert tiny["train steps"] == "100" and fast["pruned train steps"] == "200–100"
 
 
+def test_a_student_above_a_pruned_run_that_beats_the_baseline_meets_that_run(tmp_path: Path) -> None:
+    """A cheaper pruned run more accurate than the baseline leaves it alone on the envelope: a student between
+    its MACs and the baseline's is compared with it (pruning already gave better for less), with a verdict."""
+    runs = [("baseline", [], "fp32", 86.0, 600, 20.0), ("prune-75", ["prune"], "fp32", 78.0, 150, 8.0),
+            ("prune-60-best", ["prune", "finetune"], "fp32", 86.5, 250, 10.0),
+            ("swap-big", ["swap"], "fp32", 85.0, 500, 18.0), ("swap-huge", ["swap"], "fp32", 87.0, 700, 30.0)]
+    for run in runs:
+        (tmp_path / "runs" / run[0]).mkdir(parents=True)
+        (tmp_path / "runs" / run[0] / "results.json").write_text(json.dumps(_results(*run)))
+    table = build_report([str(tmp_path / "runs")], str(tmp_path / "out")).versus.set_index("student")
+    big = table.loc["swap-big"]
+    assert big["between"] == "≤ prune-60-best" and big["pruned PCKh"] == pytest.approx(86.5)
+    assert big["×faster"] == pytest.approx(10.0 / 18.0) and big["verdict"] == "prune"
+    huge = table.loc["swap-huge"]  # beyond the baseline's MACs: outside, no verdict
+    assert huge["between"] == "nearest: prune-60-best" and huge["verdict"] == "(outside the pruned range)"
+
+
 def test_the_section_is_in_the_markdown_and_html(report) -> None:
     _, out = report
     md = (out / "report.md").read_text()

@@ -51,21 +51,28 @@ def time_predictor(predict: Predictor, images: np.ndarray, runs: int = 50, warmu
 
 
 def time_pairs(predicts: Sequence[Predictor], images: Sequence[np.ndarray], runs: int = 50,
-               warmup: int = 10) -> list[Timing]:
+               warmup: int = 10, settle: int = 1) -> list[Timing]:
     """Alternate the predictors A B (C …) A B … for ``runs`` rounds after warming each one up.
 
     Round ``r`` of every predictor ran back to back, so ``ms[r] / reference.ms[r]`` is a paired ratio.
+    ``settle`` untimed calls just before each timed one bring that model's weights back into the caches:
+    in a round over many files (a report's 65) each is otherwise timed cold, after the others evicted it,
+    which slows large models more than small ones (the base ran 12.1 ms cold, ~8 ms warm) — a deployed
+    model runs warm.
     """
     if len(predicts) < 2 or len(predicts) != len(images):
         raise ValueError("pair timing needs at least two predictors, each with its images")
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be ≥ 1 and warmup ≥ 0, got runs={runs}, warmup={warmup}")
+    if runs < 1 or warmup < 0 or settle < 0:
+        raise ValueError(f"runs must be ≥ 1, warmup and settle ≥ 0, got runs={runs}, warmup={warmup}, "
+                         f"settle={settle}")
     for _ in range(warmup):
         for predict, batch in zip(predicts, images):
             predict(batch)
     timings = [Timing() for _ in predicts]
     for _ in range(runs):
         for predict, batch, timing in zip(predicts, images, timings):
+            for _ in range(settle):
+                predict(batch)
             timing.ms.append(_timed(predict, batch))
     return timings
 
