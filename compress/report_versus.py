@@ -46,7 +46,11 @@ def pruning_curve(frame: pd.DataFrame, runtime: str | None, baseline: str | None
     pruned run that a cheaper one beats is not what pruning to its MACs would give), and at equal MACs
     (within 1 %) the more accurate row stands.
     """
-    points = _candidates(frame, runtime, baseline).sort_values(["macs", "pckh"], ascending=[True, False])
+    return _envelope(_candidates(frame, runtime, baseline))
+
+
+def _envelope(candidates: pd.DataFrame) -> pd.DataFrame:
+    points = candidates.sort_values(["macs", "pckh"], ascending=[True, False])
     chosen: list[pd.Series] = []
     for _, p in points.iterrows():  # by MACs: keep a point only if it beats every cheaper one
         if not chosen or p.pckh > chosen[-1].pckh:
@@ -94,14 +98,15 @@ def prune_vs_swap(frame: pd.DataFrame, runtime: str | None, baseline: str | None
     ``frame`` is the analysed report table (one row per (run, runtime)); empty without a swap student or
     without a pruned run.
     """
-    curve = pruning_curve(frame, runtime, baseline)
+    candidates = _candidates(frame, runtime, baseline)
+    curve = _envelope(candidates)
     rows = frame[(frame.runtime == runtime) if runtime is not None else frame.runtime.isna()]
     students = rows[[("swap" in _ops(s) and not _ops(s) & {"prune", *NOT_PRUNING[1:]})
                      and (p or "fp32") == "fp32" and m == m
                      for s, p, m in zip(rows.steps, rows.artifact_precision, rows.macs)]]
     if students.empty or len(curve) < 2:
         return pd.DataFrame()
-    top = _candidates(frame, runtime, baseline).macs.max()  # the baseline's MACs, unless a pruned run has more
+    top = candidates.macs.max()  # the baseline's MACs, unless a pruned run has more
     out = []
     for _, s in students.sort_values("macs").iterrows():
         pair = _between(curve, s.macs)

@@ -20,6 +20,15 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels)
 
 
+def zero_convs(*convs: nn.Conv2d) -> None:
+    """Zero the weights and biases of ``convs``: a residual branch ending in them outputs zero, so its
+    block starts as its skip path (``zero_init_last`` of the blocks)."""
+    for conv in convs:
+        nn.init.zeros_(conv.weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+
 class InputNorm(nn.Module):
     """Per-channel (x − mean) / std inside the network, so exported models carry their preprocessing."""
 

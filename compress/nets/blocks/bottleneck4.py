@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from compress.nets.blocks.registry import register_block
-from compress.nets.layers import make_norm
+from compress.nets.layers import make_norm, zero_convs
 
 
 class Bottleneck4(nn.Module):
@@ -40,8 +40,7 @@ class Bottleneck4(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the residual branch's last conv: the block starts as its skip path (identity if cin == cout)."""
-        nn.init.zeros_(self.conv4.weight)
-        nn.init.zeros_(self.conv4.bias)
+        zero_convs(self.conv4)
 
 
 @register_block("bottleneck4")

@@ -17,7 +17,7 @@ from torch import nn
 
 from compress.errors import HGCError
 from compress.nets.blocks.registry import register_block
-from compress.nets.layers import make_norm
+from compress.nets.layers import make_norm, zero_convs
 
 
 class ChannelScale(nn.Module):
@@ -75,9 +75,7 @@ class SoftGatedBlock(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the three convs (each feeds the concatenation): the block starts as ``alpha ⊙ skip(x)``."""
-        for conv in (self.conv1, self.conv2, self.conv3):
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
+        zero_convs(self.conv1, self.conv2, self.conv3)
 
 
 @register_block("gated")

@@ -17,7 +17,7 @@ from torch import nn
 
 from compress.nets.blocks.bottleneck import Bottleneck
 from compress.nets.blocks.registry import register_block
-from compress.nets.layers import make_norm
+from compress.nets.layers import make_norm, zero_convs
 
 
 class HourglassResidualUnit(nn.Module):
@@ -61,8 +61,7 @@ class HourglassResidualUnit(nn.Module):
         return True
 
     def _zero_pooled(self) -> None:
-        nn.init.zeros_(self.pool_conv2.weight)
-        nn.init.zeros_(self.pool_conv2.bias)
+        zero_convs(self.pool_conv2)
 
 
 @register_block("hru")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from compress.nets.layers import make_norm
+from compress.nets.layers import make_norm, zero_convs
 
 
 class PreActBottleneck(nn.Module):
@@ -39,8 +39,7 @@ class PreActBottleneck(nn.Module):
 
     def zero_init_last(self) -> None:
         """Zero the residual branch's last conv: the block starts as its skip path (identity if cin == cout)."""
-        nn.init.zeros_(self.conv3.weight)
-        nn.init.zeros_(self.conv3.bias)
+        zero_convs(self.conv3)
 
 
 def inner_width(cout: int, mid: int | None) -> int:

@@ -14,6 +14,7 @@ as the teacher (the blocks' own methods, as timm's ``zero_init_last``, say how e
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import torch
@@ -77,7 +78,7 @@ def _layout(module: nn.Module) -> list[tuple[str, type, tuple[int, ...]]]:
 
 
 def plan_blocks(student: nn.Module, teacher: nn.Module, copied: list[str], input_size: int,
-                preserved: list[str] = ()) -> BlockPlan:
+                preserved: Collection[str] = frozenset()) -> BlockPlan:
     """Sort the student's blocks by their teacher counterpart (same path) and what was copied into them.
 
     Blocks in ``preserved`` (``preserve_blocks``: they already compute the teacher's function) are kept.
@@ -85,7 +86,7 @@ def plan_blocks(student: nn.Module, teacher: nn.Module, copied: list[str], input
     mine, theirs = block_paths(student), block_paths(teacher)
     s_io, t_io = block_io(student, mine, input_size), block_io(teacher, theirs, input_size)
     s_modules, t_modules = dict(student.named_modules()), dict(teacher.named_modules())
-    done = set(copied)
+    done, preserved = set(copied), set(preserved)
     plan = BlockPlan()
     for path in mine:
         if path in preserved:
