@@ -8,8 +8,11 @@ and its evaluated artifact: ``hgc report`` reads an archived run exactly as it r
 Kept, under ``OUT/<run name>/`` at the same relative paths: ``results.json``, ``recipe.yaml`` (what made it),
 the artifact (an OpenVINO IR with its ``.bin``; a packed ``.hgz`` alone: the report's timing unpacks it again
 to the fp32 ONNX the runtimes time, so its ten times larger copy is not kept), the artifact checked against
-the sha256 the run recorded. The copy is made in a hidden temporary directory (which
-``hgc report`` skips) and renamed into place.
+the sha256 the run recorded. With ``checkpoint=True`` (``hgc archive --checkpoint``) also the last recipe
+step's ``model.pt``: run directories live only as long as the machine that ran them, and this checkpoint is
+what ``hgc ship`` copies into ``models/`` and what a later recipe can continue from (``base:``) — a student
+checkpoint is a few MB. The copy is made in a hidden temporary directory (which ``hgc report`` skips) and
+renamed into place.
 """
 from __future__ import annotations
 
@@ -36,9 +39,9 @@ class ArchivedRun:
     unchanged: bool  # the same run was archived there before: nothing written
 
 
-def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
+def archive_files(run: Path, results: dict[str, Any], checkpoint: bool = False) -> list[str]:
     """The run-relative files a report row needs, ``results.json`` last; the artifact is checked against the
-    sha256 the run recorded (an IR's ``.bin`` is copied as it is)."""
+    sha256 the run recorded (an IR's ``.bin`` is copied as it is); ``checkpoint``: the last step's model too."""
     artifact = results.get("artifact") or {}
     rel = str(artifact.get("path") or "")
     if Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -51,6 +54,8 @@ def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
     files = [rel]
     if path.suffix == IR_SUFFIX:
         files.append(str(Path(rel).with_suffix(".bin")))
+    if checkpoint:
+        files.append(_last_checkpoint(run, results))
     if (run / "recipe.yaml").is_file():
         files.append("recipe.yaml")
     files.append("results.json")  # last: a copy cut short holds no row a report would read
@@ -60,14 +65,24 @@ def archive_files(run: Path, results: dict[str, Any]) -> list[str]:
     return files
 
 
-def archive_run(run_dir: str, out: str) -> ArchivedRun:
+def _last_checkpoint(run: Path, results: dict[str, Any]) -> str:
+    steps = results.get("steps") or []
+    if not steps:
+        raise HGCError(f"archive: {run}: --checkpoint: the run has no recipe steps (its model is the base checkpoint)")
+    rel = str(Path(str(steps[-1].get("dir") or "")) / "model.pt")
+    if ".." in Path(rel).parts or not (run / rel).is_file():
+        raise HGCError(f"archive: {run / rel}: --checkpoint: the last step's checkpoint is missing")
+    return rel
+
+
+def archive_run(run_dir: str, out: str, checkpoint: bool = False) -> ArchivedRun:
     """Copy ``run_dir``'s report row into ``out/<run name>/`` (see the module docstring for what is kept).
 
     Archiving the same run again is a no-op; a different run under that name is an error, never overwritten.
     """
     run, root = Path(run_dir), Path(out)
     results = finished_results(run, "archive")
-    files = archive_files(run, results)
+    files = archive_files(run, results, checkpoint)
     name = str(results["name"])
     target = root / name
     if not root.is_dir():

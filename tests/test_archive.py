@@ -12,6 +12,7 @@ import pytest
 from compress.archive import archive_run
 from compress.cli import main
 from compress.errors import HGCError
+from compress.io import sha256_file
 from compress.recipe import parse_recipe
 from compress.report import build_report
 from compress.runner import run_recipe
@@ -121,3 +122,23 @@ def test_bad_runs_are_one_line_and_write_nothing(runs: Path, tmp_path: Path, cap
     with pytest.raises(HGCError, match="no such directory"):
         archive_run(str(runs / "baseline"), str(tmp_path / "missing"))
     assert list(out.iterdir()) == []
+
+
+def test_checkpoint_keeps_the_last_steps_model_for_ship_and_later_recipes(runs: Path, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["archive", str(runs / "tiny-finetune"), "-o", str(tmp_path), "--checkpoint"]) == 0
+    kept = tmp_path / "tiny-finetune"
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == \
+        ["00-finetune/model.pt", "final/model.onnx", "recipe.yaml", "results.json"]
+    assert (kept / "00-finetune" / "model.pt").read_bytes() == \
+        (runs / "tiny-finetune" / "00-finetune" / "model.pt").read_bytes()
+    results = json.loads((kept / "results.json").read_text())
+    assert sha256_file(kept / "00-finetune" / "model.pt") == results["steps"][-1]["output_sha256"]
+    again = run_recipe(_recipe("continued", [{"finetune": {"steps": 2, "batch_size": 2}}]),
+                       checkpoint=str(kept / "00-finetune" / "model.pt"), out=str(tmp_path / "runs"), progress=False)
+    assert again.results["base_sha256"] == results["steps"][-1]["output_sha256"]  # continued from the kept file
+    capsys.readouterr()
+    assert main(["archive", str(runs / "baseline"), "-o", str(tmp_path), "--checkpoint"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no recipe steps" in err[0]
+    assert not (tmp_path / "baseline").exists()

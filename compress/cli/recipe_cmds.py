@@ -126,10 +126,12 @@ def _archive(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN", help="finished run directories, e.g. runs/prune/prune-50")
     p.add_argument("-o", "--out", required=True,
                    help="directory to keep them in, e.g. reports/runs (one directory for every report's rows)")
+    p.add_argument("--checkpoint", action="store_true",
+                   help="also keep the last step's model.pt (for hgc ship, or a later recipe's base)")
 
     def run(a: argparse.Namespace) -> int:
         for run_dir in a.runs:
-            kept = archive_run(run_dir, a.out)
+            kept = archive_run(run_dir, a.out, checkpoint=a.checkpoint)
             what = "unchanged" if kept.unchanged else f"{len(kept.files)} files, {kept.bytes:,} bytes"
             print(f"{kept.path}: {what}")
         return 0
