@@ -252,26 +252,37 @@ def _quant_section(frame: pd.DataFrame) -> list[str]:
                     "quantize step lists the reasons per op type.", ""]
 
 
-def _machine_line(raw: pd.DataFrame) -> str:
-    """CPU, ISA flags and the features that decided int8/bf16 speed (and OpenVINO's capabilities), first run's."""
-    known = raw[raw.cpu.notna()]
-    if known.empty:
-        return ""
-    first = known.iloc[0]
-    isa = first.isa if isinstance(first.isa, str) else ""
-    caps = next((c for c in known[known.cpu == first.cpu].openvino_capabilities if isinstance(c, str) and c), "")
+def _machine_line(raw: pd.DataFrame, host: dict[str, Any] | None = None) -> str:
+    """CPU, ISA flags and the features that decided int8/bf16 speed (and OpenVINO's capabilities): of ``host``
+    (the machine that re-timed every row, ``--side-by-side``) when given, else of the first run's."""
+    if host is not None:
+        cpu, isa, caps = host.get("cpu"), host.get("isa") or "", host.get("openvino_capabilities") or ""
+    else:
+        known = raw[raw.cpu.notna()]
+        if known.empty:
+            return ""
+        first = known.iloc[0]
+        cpu, isa = first.cpu, first.isa if isinstance(first.isa, str) else ""
+        caps = next((c for c in known[known.cpu == first.cpu].openvino_capabilities if isinstance(c, str) and c), "")
     ov = f"; OpenVINO CPU capabilities {caps}" if caps else ""
-    return f"{first.cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
+    return f"{cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
 
 
-def _notes(frame: pd.DataFrame) -> list[str]:
+def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None) -> list[str]:
     notes = []
     if frame.quick.any():
         quick = int(frame.drop_duplicates("run").quick.sum())
         notes.append(f"{quick} run(s) used --quick (training cut to 1 %, few samples, few "
                      "timed runs): smoke-test numbers, not results")
     cpus = sorted({str(c) for c in frame.cpu.dropna()})
-    if len(cpus) > 1:
+    if host is not None:  # every re-timed row was timed here; what the runs' own machines decided stays theirs
+        other = sorted(set(cpus) - {str(host.get("cpu"))})
+        if other:
+            notes.append(f"some runs were made on another machine ({'; '.join(other)}): latencies are this report's "
+                         f"({host.get('cpu')}), but each row's PCKh and executed precision are the evaluating "
+                         "machine's (OpenVINO picks bf16 where the CPU has it), and a row it did not re-time keeps "
+                         "its run's latency")
+    elif len(cpus) > 1:
         notes.append(f"latencies come from different machines ({'; '.join(cpus)}): ratios are not comparable")
     return notes
 
@@ -297,11 +308,12 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     rows = runtime_rows(raw, runtimes, batch)
     rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
                      for r, rt in zip(rows.run, rows.runtime)]
-    timing = ""
+    timing, host = "", None
     if side_by_side_rounds:
         if base is None:
             raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")
         rows, sbs = side_by_side(rows, base, batch=batch, runs=side_by_side_rounds, threads=threads)
+        host = sbs["machine"]
         timing = (
             f"latencies measured side by side by this report: {sbs['files']} files loaded in one process and run "
             f"round-robin for {sbs['rounds']} rounds, each timed call right after an untimed one of the same file "
@@ -316,7 +328,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw), notes=_notes(frame), timing=timing,
+                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host), timing=timing,
                  sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
     rep.versus_runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (runtimes[0] if runtimes else None)
     rep.versus = prune_vs_swap(frame, rep.versus_runtime, base)

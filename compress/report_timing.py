@@ -27,10 +27,12 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.io import sha256_file
 from compress.measure.bench import bench_side_by_side, paired_ratio
+from compress.measure.machine import machine_info
 from compress.packed.files import unpack_file
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
 from compress.recipe import runtime_engine
 from compress.runner import UNPACKED_ONNX
+from compress.runtime_openvino import cpu_capabilities
 
 REFERENCE_RUNTIME = "onnxruntime-cpu"
 OPENVINO_RUNTIME = "openvino-cpu"
@@ -95,6 +97,9 @@ def _timed(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | 
     order = [ref] + [i for i, f in enumerate(files) if f and i != ref]
     jobs = [(files[i], runtime_engine(records[i]["runtime"]), _hint(records[i])) for i in order]
     table = bench_side_by_side(jobs, batch=batch, runs=runs, threads=threads)
+    host = machine_info()
+    if any(engine == "openvino" for _, engine, _ in jobs):
+        host["openvino_capabilities"] = " ".join(cpu_capabilities())
     ms = dict(zip(order, table["ms"]))
     p50 = dict(zip(order, table["p50_ms"]))
     ov_ref = next((i for i in base if records[i]["runtime"] == OPENVINO_RUNTIME), None)
@@ -113,5 +118,5 @@ def _timed(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | 
     info = {"rounds": runs, "batch": batch, "threads": threads, "files": len(order),
             "reference": f"{baseline} [{REFERENCE_RUNTIME}]",
             "openvino_reference": f"{baseline} [{OPENVINO_RUNTIME}]" if ov_ref is not None else None,
-            "not_retimed": left}
+            "not_retimed": left, "machine": host}
     return out, info

@@ -12,6 +12,7 @@ import pytest
 from compress.errors import HGCError
 from compress.export import export_onnx
 from compress.io import sha256_file
+from compress.measure.machine import machine_info
 from compress.nets import checkpoint
 from compress.nets.config import HourglassConfig
 from compress.nets.hourglass import StackedHourglass
@@ -87,7 +88,7 @@ def test_a_baseline_without_an_onnxruntime_row_is_one_line(onnx_files, tmp_path:
         side_by_side(frame, "nope", runs=2)
 
 
-def _run(root: Path, name: str, onnx: str, steps: int, pckh: float, ms: float) -> None:
+def _run(root: Path, name: str, onnx: str, steps: int, pckh: float, ms: float, cpu: str = "Test CPU") -> None:
     (root / name / "final").mkdir(parents=True)
     shutil.copy(onnx, root / name / "final" / "model.onnx")
     latency = [{"runtime": "onnxruntime-cpu", "batch": 1, "p50_ms": ms, "threads": 1}]
@@ -95,7 +96,7 @@ def _run(root: Path, name: str, onnx: str, steps: int, pckh: float, ms: float) -
         "format": "hgc-results/1", "name": name, "steps": [{"op": "prune"}] * steps, "precision": "fp32",
         "pckh_mean": pckh, "pckh01_mean": pckh / 3, "auc": pckh / 2, "pckh": {"Mean": pckh}, "params": 10,
         "macs": 10, "bytes": 100, "gzip_bytes": 90, "lzma_bytes": 80, "latency": latency, "quick": False,
-        "evaluate": {"samples": 8}, "machine": {"cpu": "Test CPU"}, "artifact": {"path": "final/model.onnx"}}))
+        "evaluate": {"samples": 8}, "machine": {"cpu": cpu}, "artifact": {"path": "final/model.onnx"}}))
 
 
 def test_report_side_by_side_replaces_the_recorded_latencies(onnx_files, tmp_path: Path) -> None:
@@ -110,3 +111,18 @@ def test_report_side_by_side_replaces_the_recorded_latencies(onnx_files, tmp_pat
     assert "×faster paired" in (tmp_path / "r" / "report.md").read_text()
     with pytest.raises(HGCError, match="rounds must be ≥ 0"):
         build_report([str(tmp_path / "runs")], str(tmp_path / "r2"), side_by_side_rounds=-1)
+
+
+def test_a_retimed_report_names_the_machine_that_timed_it(onnx_files, tmp_path: Path) -> None:
+    base, small = onnx_files
+    _run(tmp_path / "runs", "baseline", base, 0, 80.0, 10.0, cpu="Made-elsewhere CPU")
+    _run(tmp_path / "runs", "small", small, 1, 79.5, 5.0, cpu="Another CPU")
+    retimed = build_report([str(tmp_path / "runs")], str(tmp_path / "r"), side_by_side_rounds=2)
+    here = machine_info()["cpu"]
+    assert retimed.machine.startswith(f"{here} (")  # the timing machine, not the first run's
+    [note] = retimed.notes
+    assert "Another CPU; Made-elsewhere CPU" in note and f"latencies are this report's ({here})" in note
+    recorded = build_report([str(tmp_path / "runs")], str(tmp_path / "r2"))
+    assert recorded.machine.startswith("Made-elsewhere CPU (")
+    assert recorded.notes == ["latencies come from different machines (Another CPU; Made-elsewhere CPU): ratios "
+                              "are not comparable"]
