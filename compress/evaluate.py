@@ -15,7 +15,7 @@ from compress.data import transforms as T
 from compress.data.crops import eval_dataset, stack_items
 from compress.errors import HGCError
 from compress.io import check_output
-from compress.metrics import PCKhResult, evaluate_predictions
+from compress.metrics import PCKhResult, evaluate_predictions, normalized_errors
 from compress.mpii_eval import write_preds_mat
 from compress.runtime import TorchPredictor, describe_predictor, load_predictor
 
@@ -34,6 +34,8 @@ class EvalReport:
     records: np.ndarray | None = None  # (N,) record index in the annotation file of each prediction
     total_records: int = 0  # records the source's annotation file holds (kept or skipped)
     ran: dict[str, Any] = field(default_factory=dict)  # runtime, threads, precision hint, executed precision
+    errors: np.ndarray | None = None  # (N, 16) distance / head size per prediction (NaN: no prediction)
+    counted: np.ndarray | None = None  # (N, 16) which joints are annotated (the ones PCKh counts)
 
 
 def flip_averaged(predict: Predictor, input_width: int) -> Predictor:
@@ -84,12 +86,14 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
         records += [it["record"] for it in items]
     if not preds:
         raise HGCError(f"--data {data}: no sample could be evaluated")
-    preds = np.concatenate(preds)
-    result = evaluate_predictions(preds, np.concatenate(gts), np.concatenate(visible), np.concatenate(heads))
+    preds, gts, visible, heads = (np.concatenate(a) for a in (preds, gts, visible, heads))
+    result = evaluate_predictions(preds, gts, visible, heads)
+    errors, counted = normalized_errors(preds, gts, visible, heads)
     skipped = {s.index for s in getattr(source, "skipped", ())}
     kept = {int(i) for i in getattr(source, "indices", range(len(source)))}
     return EvalReport(result=result, preds=preds, indices=np.asarray(indices), data=data,
-                      skipped=len(skipped), records=np.asarray(records), total_records=len(kept | skipped))
+                      skipped=len(skipped), records=np.asarray(records), total_records=len(kept | skipped),
+                      errors=errors, counted=counted)
 
 
 def evaluate_file(path: str, data: str, *, limit: int | None = None, flip: bool = False, device: str = "cpu",

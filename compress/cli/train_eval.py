@@ -1,10 +1,12 @@
-"""``hgc train``, ``hgc eval``, ``hgc card`` and ``hgc ship``: thin wrappers over train, evaluate, modelcard and ship."""
+"""``hgc train``, ``hgc eval``, ``hgc compare``, ``hgc card`` and ``hgc ship``: thin wrappers over train, evaluate,
+compare, modelcard and ship."""
 from __future__ import annotations
 
 import argparse
 import json
 
 from compress.cli.common import command
+from compress.compare import compare_files
 from compress.evaluate import evaluate_file
 from compress.modelcard import write_model_card
 from compress.nets.config import HourglassConfig
@@ -98,6 +100,26 @@ def _eval(p: argparse.ArgumentParser) -> None:
             print(f"{a.model} on {a.data} ({len(report.indices)} samples{skipped}; "
                   f"{report.ran.get('runtime')}{executed})")
             print(report.result.format_table())
+        return 0
+
+    p.set_defaults(run=run)
+
+
+@command("compare", "is model B more accurate than model A? PCKh of both on the same images, paired bootstrap")
+def _compare(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="checkpoint .pt or exported model")
+    p.add_argument("b", metavar="B", help="checkpoint .pt or exported model (same input size as A)")
+    p.add_argument("--data", default="synthetic:val")
+    p.add_argument("--limit", type=int, default=None, help="first N samples only")
+    p.add_argument("--threshold", type=float, default=0.5, help="PCKh threshold (head-size fraction)")
+    p.add_argument("--resamples", type=int, default=2000, help="bootstrap draws of the images")
+    p.add_argument("--confidence", type=float, default=0.95, help="of the interval of B − A")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runtime", default=None, help="onnxruntime | openvino | torch (default: by file type)")
+
+    def run(a: argparse.Namespace) -> int:
+        print(compare_files(a.a, a.b, data=a.data, limit=a.limit, threshold=a.threshold, resamples=a.resamples,
+                            confidence=a.confidence, seed=a.seed, runtime=a.runtime).format())
         return 0
 
     p.set_defaults(run=run)
