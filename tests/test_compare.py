@@ -59,5 +59,8 @@ def test_compare_files_and_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["compare", str(SMALL), str(tmp_path / "missing.pt"), "--limit", "8"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pt" in err[0]
+    errors, counted = _errors(10, 4)
     with pytest.raises(HGCError, match="confidence in"):
-        paired_bootstrap(*_errors(10, 4)[:1] * 2, _errors(10, 4)[1], confidence=1.5)
+        paired_bootstrap(errors, errors, counted, confidence=1.5)
+    with pytest.raises(HGCError, match="different shapes"):
+        paired_bootstrap(errors, errors[:5], counted)
