@@ -70,15 +70,31 @@ def _last_checkpoint(run: Path, results: dict[str, Any]) -> str:
     if not steps:
         raise HGCError(f"archive: {run}: --checkpoint: the run has no recipe steps (its model is the base checkpoint)")
     rel = str(Path(str(steps[-1].get("dir") or "")) / "model.pt")
-    if ".." in Path(rel).parts or not (run / rel).is_file():
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or not (run / rel).is_file():
         raise HGCError(f"archive: {run / rel}: --checkpoint: the last step's checkpoint is missing")
+    want = steps[-1].get("output_sha256")
+    if want and sha256_file(run / rel) != want:
+        raise HGCError(f"archive: {run / rel}: changed since the run recorded it (sha256 differs): rerun the recipe")
     return rel
+
+
+def _copy_into(run: Path, target: Path, rel: str) -> None:
+    """Copy one file of ``run`` into the archived ``target`` under a temporary name, then rename it."""
+    (target / rel).parent.mkdir(parents=True, exist_ok=True)
+    scratch = target / Path(rel).parent / f".{Path(rel).name}.partial"
+    try:
+        shutil.copyfile(run / rel, scratch)
+        scratch.rename(target / rel)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
 
 
 def archive_run(run_dir: str, out: str, checkpoint: bool = False) -> ArchivedRun:
     """Copy ``run_dir``'s report row into ``out/<run name>/`` (see the module docstring for what is kept).
 
-    Archiving the same run again is a no-op; a different run under that name is an error, never overwritten.
+    Archiving the same run again is a no-op (``checkpoint`` adds a checkpoint it lacks); a different run under that
+    name is an error, never overwritten.
     """
     run, root = Path(run_dir), Path(out)
     results = finished_results(run, "archive")
@@ -88,11 +104,15 @@ def archive_run(run_dir: str, out: str, checkpoint: bool = False) -> ArchivedRun
     if not root.is_dir():
         raise HGCError(f"archive: -o {out}: no such directory")
     size = sum((run / f).stat().st_size for f in files)
-    if target.exists():
-        same = all((target / f).is_file() and sha256_file(target / f) == sha256_file(run / f) for f in files)
-        if not same:
+    if target.exists():  # the same run again: nothing to do, or only its checkpoint to add (--checkpoint)
+        absent = [f for f in files if not (target / f).is_file()]
+        addable = [_last_checkpoint(run, results)] if checkpoint else []
+        if any(sha256_file(target / f) != sha256_file(run / f) for f in files if f not in absent) \
+                or (absent and absent != addable):
             raise HGCError(f"archive: {target} already holds a different run named {name!r}: remove it first")
-        return ArchivedRun(str(target), name, files, size, unchanged=True)
+        if absent:
+            _copy_into(run, target, absent[0])
+        return ArchivedRun(str(target), name, files, size, unchanged=not absent)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         for rel in files:

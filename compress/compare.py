@@ -10,6 +10,7 @@ blockwise init vs none) are read with it.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ class Comparison:
     high: float
     confidence: float
     resamples: int
-    only_a: int  # annotated joints A gets right and B wrong
+    only_a: int  # annotated joints of the Mean that A gets right and B wrong
     only_b: int
 
     @property
@@ -55,7 +56,7 @@ class Comparison:
             f"B {self.b}: Mean PCKh@{self.threshold:g} {self.pckh_b:.2f}",
             f"B − A: {self.delta:+.2f} ({pct} interval {self.low:+.2f} … {self.high:+.2f}, paired bootstrap over "
             f"{self.samples} images, {self.resamples} resamples of {self.data})",
-            f"joints right in one only: A {self.only_a}, B {self.only_b}",
+            f"joints of the Mean right in one model only: A {self.only_a}, B {self.only_b}",
             f"verdict: {self.verdict}"])
 
 
@@ -65,9 +66,10 @@ def mean_pckh_of(hits: np.ndarray, counted: np.ndarray, weights: np.ndarray) -> 
     ``hits`` and ``counted`` are (N, 16); a weight is how often an image is drawn, so one row of ones is the
     plain score.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a draw without any instance of the Mean joints: NaN
         per_joint = 100.0 * (weights @ hits) / (weights @ counted)
-    return np.nanmean(per_joint[:, list(MEAN_JOINTS)], axis=1)
+        return np.nanmean(per_joint[:, list(MEAN_JOINTS)], axis=1)
 
 
 def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray, counted: np.ndarray, threshold: float = 0.5,
@@ -76,7 +78,10 @@ def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray, counted: np.nda
     """(pckh_a, pckh_b, delta, low, high): B − A in Mean PCKh and its percentile interval over ``resamples``
     draws of the N images with replacement, both models scored on every draw."""
     if errors_a.shape != errors_b.shape or errors_a.shape != counted.shape:
-        raise HGCError(f"compare: error arrays of different shapes {errors_a.shape} / {errors_b.shape}")
+        raise HGCError(f"compare: arrays of different shapes: errors {errors_a.shape} / {errors_b.shape}, "
+                       f"counted {counted.shape}")
+    if not counted[:, list(MEAN_JOINTS)].any():
+        raise HGCError("compare: no annotated instance of the joints Mean PCKh averages: nothing to compare")
     if resamples < 1 or not 0 < confidence < 1:
         raise HGCError(f"compare: resamples must be ≥ 1 and confidence in (0, 1), got {resamples}, {confidence}")
     counted = counted.astype(np.float64)
@@ -88,25 +93,26 @@ def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray, counted: np.nda
     draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
     deltas = mean_pckh_of(hits_b, counted, draws) - mean_pckh_of(hits_a, counted, draws)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(deltas, [tail, 100 - tail])
+    low, high = np.nanpercentile(deltas, [tail, 100 - tail])  # NaN: a draw that held no Mean joint
     return pckh_a, pckh_b, pckh_b - pckh_a, float(low), float(high)
 
 
 def compare_files(a: str, b: str, data: str = "synthetic:val", limit: int | None = None, threshold: float = 0.5,
                   resamples: int = 2000, confidence: float = 0.95, seed: int = 0, runtime: str | None = None,
-                  batch_size: int = 32) -> Comparison:
+                  batch_size: int = 32, flip: bool = False) -> Comparison:
     """Score model files ``a`` and ``b`` (checkpoints or exported models) on the same images of ``data`` and
     compare them with the paired bootstrap (see the module docstring)."""
-    reports: list[EvalReport] = [evaluate_file(path, data, limit=limit, runtime=runtime, batch_size=batch_size)
-                                 for path in (a, b)]
+    reports: list[EvalReport] = [evaluate_file(path, data, limit=limit, runtime=runtime, batch_size=batch_size,
+                                               flip=flip) for path in (a, b)]
     first, second = reports
-    if not np.array_equal(first.indices, second.indices):
-        raise HGCError(f"compare: {a} and {b} were scored on different samples of {data} "
-                       "(different input sizes crop different records): compare models of one input size")
+    if not (np.array_equal(first.indices, second.indices) and np.array_equal(first.counted, second.counted)):
+        raise HGCError(f"compare: {a} and {b} were scored on different samples or joints of {data} (a synthetic "
+                       "image is drawn at the model's input size): compare models of one input size")
     pckh_a, pckh_b, delta, low, high = paired_bootstrap(first.errors, second.errors, first.counted, threshold,
                                                         resamples, confidence, seed)
-    right_a = (first.errors < threshold) & first.counted
-    right_b = (second.errors < threshold) & first.counted
+    mean_joints = list(MEAN_JOINTS)
+    right_a = ((first.errors < threshold) & first.counted)[:, mean_joints]
+    right_b = ((second.errors < threshold) & first.counted)[:, mean_joints]
     return Comparison(a=a, b=b, data=data, samples=len(first.indices), threshold=threshold, pckh_a=pckh_a,
                       pckh_b=pckh_b, delta=delta, low=low, high=high, confidence=confidence, resamples=resamples,
                       only_a=int((right_a & ~right_b).sum()), only_b=int((right_b & ~right_a).sum()))

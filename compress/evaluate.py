@@ -34,7 +34,7 @@ class EvalReport:
     records: np.ndarray | None = None  # (N,) record index in the annotation file of each prediction
     total_records: int = 0  # records the source's annotation file holds (kept or skipped)
     ran: dict[str, Any] = field(default_factory=dict)  # runtime, threads, precision hint, executed precision
-    errors: np.ndarray | None = None  # (N, 16) distance / head size per prediction (NaN: no prediction)
+    errors: np.ndarray | None = None  # (N, 16) distance / head size per prediction (NaN counts as wrong)
     counted: np.ndarray | None = None  # (N, 16) which joints are annotated (the ones PCKh counts)
 
 

@@ -126,7 +126,9 @@ def test_bad_runs_are_one_line_and_write_nothing(runs: Path, tmp_path: Path, cap
 
 def test_checkpoint_keeps_the_last_steps_model_for_ship_and_later_recipes(runs: Path, tmp_path: Path,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["archive", str(runs / "tiny-finetune"), "-o", str(tmp_path), "--checkpoint"]) == 0
+    assert not archive_run(str(runs / "tiny-finetune"), str(tmp_path)).unchanged
+    added = archive_run(str(runs / "tiny-finetune"), str(tmp_path), checkpoint=True)  # the same run: adds it
+    assert not added.unchanged and archive_run(str(runs / "tiny-finetune"), str(tmp_path), checkpoint=True).unchanged
     kept = tmp_path / "tiny-finetune"
     assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == \
         ["00-finetune/model.pt", "final/model.onnx", "recipe.yaml", "results.json"]
@@ -142,3 +144,8 @@ def test_checkpoint_keeps_the_last_steps_model_for_ship_and_later_recipes(runs: 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no recipe steps" in err[0]
     assert not (tmp_path / "baseline").exists()
+    moved = tmp_path / "moved"
+    shutil.copytree(runs / "tiny-finetune", moved)
+    (moved / "00-finetune" / "model.pt").write_bytes(b"not the step's output")
+    with pytest.raises(HGCError, match="changed since the run recorded it"):
+        archive_run(str(moved), str(tmp_path / "runs"), checkpoint=True)

@@ -11,6 +11,9 @@ from compress.compare import compare_files, mean_pckh_of, paired_bootstrap
 from compress.data.skeleton import MEAN_JOINTS
 from compress.errors import HGCError
 from compress.metrics import mean_pckh, pckh
+from compress.nets import checkpoint
+from compress.nets.config import HourglassConfig
+from compress.nets.hourglass import StackedHourglass
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "models" / "hg1-32.pt"
@@ -59,8 +62,14 @@ def test_compare_files_and_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["compare", str(SMALL), str(tmp_path / "missing.pt"), "--limit", "8"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.pt" in err[0]
+    other = tmp_path / "small64.pt"
+    checkpoint.save(StackedHourglass(HourglassConfig(stacks=1, features=8, depth=2, input_size=64)), other)
+    with pytest.raises(HGCError, match="compare models of one input size"):
+        compare_files(str(SMALL), str(other), limit=64, resamples=10)
     errors, counted = _errors(10, 4)
     with pytest.raises(HGCError, match="confidence in"):
         paired_bootstrap(errors, errors, counted, confidence=1.5)
     with pytest.raises(HGCError, match="different shapes"):
         paired_bootstrap(errors, errors[:5], counted)
+    with pytest.raises(HGCError, match="no annotated instance"):
+        paired_bootstrap(errors, errors, np.zeros_like(counted))

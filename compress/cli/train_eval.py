@@ -111,6 +111,7 @@ def _compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("b", metavar="B", help="checkpoint .pt or exported model (same input size as A)")
     p.add_argument("--data", default="synthetic:val")
     p.add_argument("--limit", type=int, default=None, help="first N samples only")
+    p.add_argument("--flip", action="store_true", help="test-time flip averaging (as a recipe's evaluate.flip)")
     p.add_argument("--threshold", type=float, default=0.5, help="PCKh threshold (head-size fraction)")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap draws of the images")
     p.add_argument("--confidence", type=float, default=0.95, help="of the interval of B − A")
@@ -119,7 +120,7 @@ def _compare(p: argparse.ArgumentParser) -> None:
 
     def run(a: argparse.Namespace) -> int:
         print(compare_files(a.a, a.b, data=a.data, limit=a.limit, threshold=a.threshold, resamples=a.resamples,
-                            confidence=a.confidence, seed=a.seed, runtime=a.runtime).format())
+                            confidence=a.confidence, seed=a.seed, runtime=a.runtime, flip=a.flip).format())
         return 0
 
     p.set_defaults(run=run)
