@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from compress.errors import HGCError
 from compress.io import sha256_file
@@ -39,9 +39,9 @@ class ArchivedRun:
     unchanged: bool  # the same run was archived there before: nothing written
 
 
-def archive_files(run: Path, results: dict[str, Any], checkpoint: bool = False) -> list[str]:
+def archive_files(run: Path, results: dict[str, Any], extra: Sequence[str] = ()) -> list[str]:
     """The run-relative files a report row needs, ``results.json`` last; the artifact is checked against the
-    sha256 the run recorded (an IR's ``.bin`` is copied as it is); ``checkpoint``: the last step's model too."""
+    sha256 the run recorded (an IR's ``.bin`` is copied as it is); ``extra`` (the checkpoint) joins them."""
     artifact = results.get("artifact") or {}
     rel = str(artifact.get("path") or "")
     if Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -54,8 +54,7 @@ def archive_files(run: Path, results: dict[str, Any], checkpoint: bool = False) 
     files = [rel]
     if path.suffix == IR_SUFFIX:
         files.append(str(Path(rel).with_suffix(".bin")))
-    if checkpoint:
-        files.append(_last_checkpoint(run, results))
+    files += extra
     if (run / "recipe.yaml").is_file():
         files.append("recipe.yaml")
     files.append("results.json")  # last: a copy cut short holds no row a report would read
@@ -98,7 +97,8 @@ def archive_run(run_dir: str, out: str, checkpoint: bool = False) -> ArchivedRun
     """
     run, root = Path(run_dir), Path(out)
     results = finished_results(run, "archive")
-    files = archive_files(run, results, checkpoint)
+    addable = [_last_checkpoint(run, results)] if checkpoint else []
+    files = archive_files(run, results, addable)
     name = str(results["name"])
     target = root / name
     if not root.is_dir():
@@ -106,7 +106,6 @@ def archive_run(run_dir: str, out: str, checkpoint: bool = False) -> ArchivedRun
     size = sum((run / f).stat().st_size for f in files)
     if target.exists():  # the same run again: nothing to do, or only its checkpoint to add (--checkpoint)
         absent = [f for f in files if not (target / f).is_file()]
-        addable = [_last_checkpoint(run, results)] if checkpoint else []
         if any(sha256_file(target / f) != sha256_file(run / f) for f in files if f not in absent) \
                 or (absent and absent != addable):
             raise HGCError(f"archive: {target} already holds a different run named {name!r}: remove it first")

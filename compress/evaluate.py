@@ -15,7 +15,7 @@ from compress.data import transforms as T
 from compress.data.crops import eval_dataset, stack_items
 from compress.errors import HGCError
 from compress.io import check_output
-from compress.metrics import PCKhResult, evaluate_predictions, normalized_errors
+from compress.metrics import PCKhResult, normalized_errors, result_from_errors
 from compress.mpii_eval import write_preds_mat
 from compress.runtime import TorchPredictor, describe_predictor, load_predictor
 
@@ -87,8 +87,8 @@ def evaluate(model: Any, data: str, *, limit: int | None = None, batch_size: int
     if not preds:
         raise HGCError(f"--data {data}: no sample could be evaluated")
     preds, gts, visible, heads = (np.concatenate(a) for a in (preds, gts, visible, heads))
-    result = evaluate_predictions(preds, gts, visible, heads)
     errors, counted = normalized_errors(preds, gts, visible, heads)
+    result = result_from_errors(errors, counted)
     skipped = {s.index for s in getattr(source, "skipped", ())}
     kept = {int(i) for i in getattr(source, "indices", range(len(source)))}
     return EvalReport(result=result, preds=preds, indices=np.asarray(indices), data=data,

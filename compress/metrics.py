@@ -165,7 +165,11 @@ def evaluate_predictions(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray,
 
     All thresholds share one error computation.
     """
-    err, counted = normalized_errors(pred, gt, visible, head_size)
+    return result_from_errors(*normalized_errors(pred, gt, visible, head_size))
+
+
+def result_from_errors(err: np.ndarray, counted: np.ndarray) -> PCKhResult:
+    """``evaluate_predictions`` from ``normalized_errors``' output, for callers that keep the errors too."""
     grid = np.concatenate([[0.5, 0.1], AUC_THRESHOLDS])
     per = _pck_at(err, counted, grid)
     curve = np.array([mean_pckh(row) for row in per[2:]])
