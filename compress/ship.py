@@ -162,6 +162,7 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
         lines.append(f"| {step['dir']} | {step['op']} | {float(step.get('seconds') or 0):,.0f} | `{params}` |")
     if not results.get("steps"):
         lines.append("| — | (none: the base exported) | | |")
+    lines += _history_lines(results.get("lineage") or [])
     lines += ["", "## File", "",
               f"`{name}`{' + its `.bin`' if name.endswith(IR_SUFFIX) else ''}: {result.bytes:,} bytes, "
               f"sha256 `{result.sha256}`; {_count(cost.get('params'))} parameters, "
@@ -196,6 +197,20 @@ def card_text(result: ShipResult, results: dict[str, Any], run: Path, *, data: s
     lines += ["", "Machine-readable (what `tests/models/` checks against the file):", "", "```json",
               json.dumps(numbers), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _history_lines(lineage: list[dict[str, Any]]) -> list[str]:
+    """The model's whole history from its lineage, oldest first: a run that starts from another run's checkpoint
+    (a longer schedule split into sittings) shows every stage, not only its own steps."""
+    ops = [entry for entry in lineage if entry.get("op") != "export"]
+    if not ops:
+        return []
+    lines = ["", "Its whole history, from the file's lineage (oldest first, the base's own training included):", "",
+             "| # | op | parameters |", "|---|---|---|"]
+    for i, entry in enumerate(ops):
+        params = json.dumps(entry.get("params", {}), separators=(", ", ": "), sort_keys=True)
+        lines.append(f"| {i} | {entry.get('op')} | `{params}` |")
+    return lines
 
 
 def _count(value: Any, unit: float = 1.0, digits: int = 0) -> str:

@@ -43,6 +43,8 @@ def test_checkpoint_is_shipped_byte_identical_with_a_card(finished_run: Path, tm
     assert f"PCKh@0.5 **{result.pckh:.2f}**" in card and f"hgc eval {out} --data synthetic:val --limit 8" in card
     recorded = json.loads((finished_run / "results.json").read_text())["pckh_mean"]
     assert result.run_pckh == recorded and abs(result.pckh - recorded) < 1e-6  # same file, same 8 samples
+    history = card.split("Its whole history")[1].split("## File")[0]  # the base's lineage, then this run's step
+    assert "| 0 | train |" in history and history.rstrip().splitlines()[-1].startswith("| 1 | finetune |")
     assert "## Speed" not in card and sorted(p.name for p in out.parent.iterdir()) == ["tiny.md", "tiny.pt"]
     numbers = json.loads(card.split("```json\n")[-1].split("\n```")[0])  # what tests/models/ checks
     assert numbers["sha256"] == result.sha256 and numbers["samples"] == 8 and numbers["limit"] == 8
