@@ -243,6 +243,29 @@ def test_qat_few_steps_exports_an_int8_file(trained, val, tmp_path: Path, clean_
     assert relative_mse < 0.2 and pckh_gap < 5.0
 
 
+@pytest.mark.parametrize("reduce_range, qmax", [(False, 127), (True, 64)])
+def test_int8_weights_are_the_integers_qat_trains_with(trained, tmp_path: Path, clean_cwd: Path, reduce_range: bool,
+                                                      qmax: int) -> None:
+    """Every int8 conv weight of the file dequantizes to QAT's fake-quantized weight; reduce_range keeps 7 bits."""
+    out = str(tmp_path / "w.onnx")
+    quantize_onnx_int8(trained["onnx"], out, "synthetic:train", calibration_images=8, sensitivity_images=8,
+                       scoring_images=8, reduce_range=reduce_range)
+    floats = {t.name: numpy_helper.to_array(t) for t in onnx.load(trained["onnx"]).graph.initializer}
+    proto = onnx.load(out)
+    quantized = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    checked, largest = 0, 0
+    for node in proto.graph.node:
+        q = quantized.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        weight = floats.get(node.input[0].removesuffix("_quantized"))
+        if q is None or q.dtype != np.int8 or weight is None or weight.ndim != 4:
+            continue
+        scale = quantized[node.input[1]].reshape(-1, 1, 1, 1)
+        trained_with = qat_module.fake_quant_weight(torch.from_numpy(weight.copy()), True, 0, qmax).numpy()
+        np.testing.assert_allclose(q.astype(np.float32) * scale, trained_with, rtol=0, atol=1e-7)
+        checked, largest = checked + 1, max(largest, int(np.abs(q).max()))
+    assert checked == 38 and largest == qmax
+
+
 def test_qat_writes_periodic_resumable_checkpoints(trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert QATParams().checkpoint_every == 100
     seen = []
@@ -324,6 +347,12 @@ def test_recipe_validation_errors(tmp_path: Path) -> None:
         load_recipe(path)
     path.write_text("name: bad\nsteps:\n  - quantize: {precision: fp16, qat: {steps: 5}}\n")
     with pytest.raises(HGCError, match=r"steps\[0\]\.quantize\.qat: applies to precision int8, not fp16"):
+        load_recipe(path)
+    path.write_text("name: bad\nsteps:\n  - quantize: {precision: fp16, reduce_range: true}\n")
+    with pytest.raises(HGCError, match=r"steps\[0\]\.quantize\.reduce_range: applies to precision int8, not fp16"):
+        load_recipe(path)
+    path.write_text("name: bad\nsteps:\n  - quantize: {runtime: openvino, reduce_range: true}\n")
+    with pytest.raises(HGCError, match=r"reduce_range: applies to runtime onnxruntime; runtime openvino quantizes"):
         load_recipe(path)
     for name in ("fp16", "int8-ptq", "int8-ptq-mixed", "int8-qat"):
         recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / f"{name}.yaml")

@@ -266,7 +266,8 @@ class Calibration:
         with in_directory(str(self.dir)), _quiet():
             quantize_static(self.model, onnx_out, None, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                             activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
-                            weight_type=QuantType.QInt8, nodes_to_exclude=list(nodes_to_exclude or []),
+                            weight_type=QuantType.QInt8, reduce_range=self.config.reduce_range,
+                            nodes_to_exclude=list(nodes_to_exclude or []),
                             nodes_to_quantize=list(nodes_to_quantize or []), calibrate_method=method,
                             calibration_cache_path=self.cache,
                             extra_options={"ActivationSymmetric": True} if symmetric_activations else None)

@@ -45,6 +45,8 @@ class QuantizeParams(Params):
     percentile: float = bounded(99.999, 90.0, 100.0, doc="calibration percentile: the range keeps this percentile")
     per_channel: bool = option(True, "int8 weights per output channel (else per tensor)")
     activation_type: str = choice("uint8", ACTIVATION_TYPES, "int8 activations: uint8 (x86 U8S8) or int8")
+    reduce_range: bool = option(False, "int8 weights in 7 bits ([-64, 64]): exact on x86 CPUs without VNNI, whose "
+                                       "u8×s8 kernels add product pairs in saturating int16")
     norms_as_conv: bool = option(True, "int8: run pre-activation BatchNorms as depthwise 1×1 int8 convs")
     keep_io_fp32: bool = option(True, "fp16: keep float32 inputs and outputs")
     check_images: int = bounded(64, 1, doc="fp16: crops the converted file is compared on", scale="scoring")
@@ -63,14 +65,18 @@ class QuantizeParams(Params):
 
     def check(self) -> None:
         int8_only = [name for name, on in (("max_drop", self.max_drop is not None), ("exclude", bool(self.exclude)),
-                                           ("qat", self.qat is not None)) if on]
+                                           ("qat", self.qat is not None), ("reduce_range", self.reduce_range))
+                     if on]
         if int8_only and self.precision != "int8":
             raise HGCError(f"{int8_only[0]}: applies to precision int8, not {self.precision}")
         if self.runtime == "openvino" and self.provider != "cpu":
             raise HGCError(f"provider: {self.provider} is an onnxruntime provider; runtime openvino runs on the cpu")
-        if self.runtime == "openvino" and self.precision == "int8" and self.qat is None and self.exclude:
-            raise HGCError("exclude: applies to runtime onnxruntime; runtime openvino quantizes with NNCF "
-                           "(use max_drop for its accuracy control)")
+        if self.runtime == "openvino" and self.precision == "int8" and self.qat is None:
+            for name, on, instead in (("exclude", bool(self.exclude), "use max_drop for its accuracy control"),
+                                      ("reduce_range", self.reduce_range, "NNCF picks the weight range itself")):
+                if on:
+                    raise HGCError(f"{name}: applies to runtime onnxruntime; runtime openvino quantizes with NNCF "
+                                   f"({instead})")
         if self.precision == "bf16" and self.runtime != "openvino":
             raise HGCError("precision: bf16 has no onnxruntime CPU kernels; set runtime: openvino (it runs bf16 on "
                            "CPUs with AVX512-BF16 or AMX)")

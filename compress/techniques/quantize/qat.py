@@ -6,7 +6,8 @@ quantizer puts Q/DQ pairs, so training sees the deployed arithmetic:
 * BatchNorms that directly follow a convolution are folded into it first (the exporter does the same), and
   become identity BatchNorms (frozen), so the weights being fake-quantized are the weights that ship;
 * weights: symmetric int8, per output channel (or per tensor), scale = max|w| / 127 — onnxruntime's rule,
-  so its quantizer later reproduces the very integers the network was trained with;
+  so its quantizer later reproduces the very integers the network was trained with (``reduce_range``: its
+  7-bit rule, max|w| / 64, integers in [-64, 64]);
 * activations: asymmetric uint8 (or int8) on every tensor consumed by a Conv, residual Add, MaxPool,
   Resize, pre-activation BatchNorm or the output stack — a ReLU feeding a conv is quantized *after* the
   ReLU, as onnxruntime removes the ReLU into the quantizer's zero point. Ranges start from min/max over
@@ -37,6 +38,7 @@ from compress.techniques.quantize.config import QATParams, QuantizeParams
 from compress.train import TrainConfig, train
 
 QRANGES = {"uint8": (0, 255), "int8": (-128, 127)}
+WEIGHT_QMAX, REDUCED_WEIGHT_QMAX = 127, 64  # onnxruntime's symmetric int8 weights: full and reduce_range
 EMA = 0.01
 
 
@@ -77,15 +79,16 @@ class ActivationFakeQuant(nn.Module):
         return torch.fake_quantize_per_tensor_affine(x, scale, zero, self.qmin, self.qmax)
 
 
-def fake_quant_weight(weight: torch.Tensor, per_channel: bool, axis: int = 0) -> torch.Tensor:
-    """Symmetric int8 fake quantization of a weight, scale = max|w| / 127 (per ``axis`` channel or tensor)."""
+def fake_quant_weight(weight: torch.Tensor, per_channel: bool, axis: int = 0, qmax: int = WEIGHT_QMAX) -> torch.Tensor:
+    """Symmetric fake quantization of a weight to integers in [-qmax, qmax], scale = max|w| / qmax (per ``axis``
+    channel or tensor); qmax 127 is onnxruntime's int8 rule, 64 its ``reduce_range`` one."""
     if per_channel:
         dims = [d for d in range(weight.dim()) if d != axis]
-        scale = torch.clamp(weight.detach().abs().amax(dim=dims) / 127.0, min=1e-12)
+        scale = torch.clamp(weight.detach().abs().amax(dim=dims) / qmax, min=1e-12)
         zero = torch.zeros_like(scale, dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, -127, 127)
-    scale = torch.clamp(weight.detach().abs().max() / 127.0, min=1e-12).reshape(1)
-    return torch.fake_quantize_per_tensor_affine(weight, scale, torch.zeros(1, dtype=torch.int32), -127, 127)
+        return torch.fake_quantize_per_channel_affine(weight, scale, zero, axis, -qmax, qmax)
+    scale = torch.clamp(weight.detach().abs().max() / qmax, min=1e-12).reshape(1)
+    return torch.fake_quantize_per_tensor_affine(weight, scale, torch.zeros(1, dtype=torch.int32), -qmax, qmax)
 
 
 class QuantConv(nn.Module):
@@ -94,19 +97,19 @@ class QuantConv(nn.Module):
     In ``calibrate`` mode the weights stay float, as onnxruntime calibrates on the float graph.
     """
 
-    def __init__(self, per_channel: bool) -> None:
+    def __init__(self, per_channel: bool, qmax: int = WEIGHT_QMAX) -> None:
         super().__init__()
-        self.per_channel = per_channel
+        self.per_channel, self.qmax = per_channel, qmax
         self.mode = "calibrate"
 
     def forward(self, x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
         if self.mode == "calibrate":
             return conv(x)
         if isinstance(conv, nn.ConvTranspose2d):
-            w = fake_quant_weight(conv.weight, self.per_channel, axis=1)
+            w = fake_quant_weight(conv.weight, self.per_channel, axis=1, qmax=self.qmax)
             return F.conv_transpose2d(x, w, conv.bias, conv.stride, conv.padding, conv.output_padding,
                                       conv.groups, conv.dilation)
-        w = fake_quant_weight(conv.weight, self.per_channel, axis=0)
+        w = fake_quant_weight(conv.weight, self.per_channel, axis=0, qmax=self.qmax)
         return F.conv2d(x, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
@@ -207,7 +210,7 @@ def prepare_qat(model: nn.Module, config: QuantizeParams | None = None) -> QATMo
             quantized = graph.call_module(name, (source,))
         for consumer in consumers:
             consumer.replace_input_with(source, quantized)
-    added["hgc_qconv"] = QuantConv(per_channel)
+    added["hgc_qconv"] = QuantConv(per_channel, REDUCED_WEIGHT_QMAX if config.reduce_range else WEIGHT_QMAX)
     convs = 0
     for node in list(graph.nodes):
         if node.op == "call_module" and isinstance(modules.get(node.target), (nn.Conv2d, nn.ConvTranspose2d)):
