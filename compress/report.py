@@ -198,7 +198,9 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
     summary = _summary(rep, frame, picks, max_drop, reference)
     notes = [f"- ⚠ {n}" for n in rep.notes]
     legend = ("`front`: on the PCKh-vs-latency and/or PCKh-vs-size pareto front (no other (run, runtime) row is "
-              "at least as accurate and at least as small/fast, and strictly better in one). steps min = wall "
+              "at least as accurate and at least as small/fast, and strictly better in one). steps = the ops "
+              "that made the row, first those its base already had when it continues an earlier run's "
+              "checkpoint (from the lineage). steps min = wall "
               "minutes of the run's recipe steps as recorded (a resumed step: its last sitting; a step reused "
               "from a sibling run: that run's time). ×smaller = baseline "
               "bytes / bytes; ×faster = baseline p50 on the same runtime / p50; ×vs best base = baseline p50 on "

@@ -39,6 +39,38 @@ def trained_steps(metrics: dict[str, Any]) -> int:
     return count
 
 
+def lineage_steps(entry: dict[str, Any]) -> int:
+    """Optimizer steps one lineage entry trained for, from the parameters it recorded (0 for one that does not).
+
+    The lineage keeps an op's parameters, not its metrics: ``steps`` and ``blockwise_steps`` (finetune,
+    distill, swap, sparsify), ``tune.steps`` (cluster, hash), ``qat.steps`` (quantize) and, for prune,
+    ``iterations`` × its ``finetune.steps``.
+    """
+    params = entry.get("params") or {}
+    count = _count(params.get("steps")) + _count(params.get("blockwise_steps"))
+    for key in ("tune", "qat"):
+        if isinstance(params.get(key), dict):
+            count += _count(params[key].get("steps"))
+    if entry.get("op") == "prune" and isinstance(params.get("finetune"), dict):
+        count += _count(params["finetune"].get("steps")) * max(1, _count(params.get("iterations")))
+    return count
+
+
+def inherited(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lineage entries that made a run's base from its root model: the ops the base already had.
+
+    A run usually starts from a trained root (``hg2-128``), so nothing is inherited; a run that continues an
+    earlier run's checkpoint (a second sitting of a split schedule) inherits that run's ops. They are the
+    entries before the first whose parent is the run's base, less the root's own training (no parent) and
+    exports, which do not change the network.
+    """
+    lineage, base = data.get("lineage") or [], data.get("base_sha256")
+    own = next((i for i, e in enumerate(lineage) if base and e.get("parent_sha256") == base), None)
+    if own is None:
+        return []
+    return [e for e in lineage[:own] if e.get("parent_sha256") is not None and e.get("op") != "export"]
+
+
 def run_curve(steps: list[dict[str, Any]]) -> Curve:
     """[(step counted over the whole run, validation PCKh)] of every curve the run's steps recorded."""
     points: Curve = []

@@ -29,7 +29,8 @@ LEGEND = ("Each fp32 swap student against structured pruning of the baseline at 
           "points (or the baseline) around it (`between`; pruned runs that a cheaper one out-scores are left out). "
           "ΔPCKh = student − pruned; ×faster = pruned p50 / student p50. `verdict` names the side that is at "
           "least as accurate and as fast, or the trade when neither is. `train steps`: optimizer steps each "
-          "side trained (pruned: of the points around it); unequal budgets favour the longer side. A student "
+          "side trained (pruned: of the points around it; a run that continues an earlier run's checkpoint "
+          "counts that run's steps too); unequal budgets favour the longer side. A student "
           "between the envelope's costliest point and the baseline's MACs meets that point (`≤`: cheaper, and "
           "at least as accurate as every costlier pruned run); one below the pruned range gets the nearest "
           "pruned point and no verdict.")

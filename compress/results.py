@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from compress.errors import HGCError, first_line
-from compress.report_curves import curve_column, trained_steps
+from compress.report_curves import curve_column, inherited, lineage_steps, trained_steps
 from compress.rundir import read_json
 from compress.runner import RESULTS_FORMAT
 
@@ -89,7 +89,9 @@ def latency_column(runtime: str, batch: int, stat: str = "p50") -> str:
 
 def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
     pckh = data.get("pckh") or {}
-    row = {"run": data["name"], "steps": " → ".join(str(s.get("op")) for s in data["steps"]) or "(none)",
+    earlier = inherited(data)  # the ops its base already had, when it continues an earlier run
+    ops = [str(e.get("op")) for e in earlier] + [str(s.get("op")) for s in data["steps"]]
+    row = {"run": data["name"], "steps": " → ".join(ops) or "(none)", "inherited_steps": len(earlier),
            "n_steps": len(data["steps"]), "steps_min": _minutes(data["steps"]), "precision": data.get("precision"),
            "pckh": _float(data["pckh_mean"]),
            "pckh01": _float(data.get("pckh01_mean")), "auc": _float(data.get("auc")),
@@ -104,7 +106,8 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "recipe_file": data.get("recipe_file"),
            "overrides": json.dumps(data["overrides"]) if data.get("overrides") else "",
            "val_curve": curve_column(data["steps"]),
-           "train_steps": sum(trained_steps(s.get("metrics") or {}) for s in data["steps"])}
+           "train_steps": sum(trained_steps(s.get("metrics") or {}) for s in data["steps"])
+           + sum(lineage_steps(e) for e in earlier)}
     row.update(_quant_columns(data["steps"]))
     row.update(_pack_columns(data))
     for lat in data["latency"]:

@@ -100,3 +100,24 @@ def test_no_section_without_a_student(tmp_path: Path) -> None:
         (tmp_path / "runs" / run[0] / "results.json").write_text(json.dumps(_results(*run)))
     rep = build_report([str(tmp_path / "runs")], str(tmp_path / "out"))
     assert rep.versus.empty and "Prune or swap" not in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_student_continued_from_an_earlier_runs_checkpoint_counts_its_whole_history(tmp_path: Path) -> None:
+    """A second sitting (only ``finetune`` of its own, from a swap run's checkpoint) is still a swap student,
+    and its train steps add what its lineage says the base trained: swap 200 blockwise + 300, then 100."""
+    for run in RUNS[:3]:
+        (tmp_path / "runs" / run[0]).mkdir(parents=True)
+        (tmp_path / "runs" / run[0] / "results.json").write_text(json.dumps(_results(*run)))
+    data = _results("swap-sitting-2", ["finetune"], "fp32", 85.8, 375, 11.0)
+    data["base_sha256"] = "b" * 64
+    data["lineage"] = [{"op": "train", "params": {"steps": 9000}, "parent_sha256": None},
+                       {"op": "swap", "params": {"steps": 300, "blockwise_steps": 200}, "parent_sha256": "r" * 64},
+                       {"op": "export", "params": {}, "parent_sha256": "s" * 64},
+                       {"op": "finetune", "params": {"steps": 100}, "parent_sha256": "b" * 64},
+                       {"op": "export", "params": {}, "parent_sha256": "f" * 64}]
+    (tmp_path / "runs" / "swap-sitting-2").mkdir(parents=True)
+    (tmp_path / "runs" / "swap-sitting-2" / "results.json").write_text(json.dumps(data))
+    rep = build_report([str(tmp_path / "runs")], str(tmp_path / "out"))
+    row = rep.versus.set_index("student").loc["swap-sitting-2"]
+    assert row["train steps"] == "600" and row["between"] == "prune-50 … prune-25"
+    assert set(rep.table[rep.table.run == "swap-sitting-2"].steps) == {"swap → finetune"}
