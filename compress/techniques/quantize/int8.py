@@ -65,7 +65,8 @@ def quantize_onnx_int8(onnx_in: str, onnx_out: str, data: Any, config: QuantizeP
                          calibration_data=where, weight_type="int8", conv_layers=len(layers),
                          bytes_fp32=Path(onnx_in).stat().st_size, per_channel=config.per_channel,
                          activation_type=config.activation_type,
-                         options={"symmetric_activations": config.symmetric_activations})
+                         options={"symmetric_activations": config.symmetric_activations,
+                                  "reduce_range": config.reduce_range})
     names = dict(layers)
     report.excluded = [{"node": n, "layer": names.get(n, n), "reason": f"exclude pattern {p!r}"}
                        for n, p in forced.items()]
