@@ -18,10 +18,11 @@ import pandas as pd
 
 from compress.errors import HGCError
 from compress.io import atomic_path
-from compress.measure.machine import deciding_features
+from compress.measure.machine import deciding_features, machine_info
 from compress.pareto import pareto_front
 from compress.report_curves import curve_pairs, curves_frame, curves_html, curves_section
 from compress.report_plots import plot, plot_curves, plot_macs, short_label
+from compress.report_rescore import rescore as rescore_rows
 from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.report_timing import side_by_side
 from compress.report_versus import prune_vs_swap, versus_html, versus_section
@@ -270,7 +271,7 @@ def _machine_line(raw: pd.DataFrame, host: dict[str, Any] | None = None) -> str:
     return f"{cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
 
 
-def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None) -> list[str]:
+def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: Sequence[str] = ()) -> list[str]:
     notes = []
     if frame.quick.any():
         quick = int(frame.drop_duplicates("run").quick.sum())
@@ -282,23 +283,37 @@ def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None) -> list[str]
         if other:
             notes.append(f"some runs were made on another machine ({'; '.join(other)}): latencies are this report's "
                          f"({host.get('cpu')}), but each row's PCKh and executed precision are the evaluating "
-                         "machine's (OpenVINO picks bf16 where the CPU has it), and a row it did not re-time keeps "
-                         "its run's latency")
+                         "machine's (OpenVINO picks bf16 where the CPU has it)"
+                         + (" except the rows re-scored here (below)" if rescored else
+                            " (--rescore scores here the rows whose int8 or bf16 arithmetic differs)")
+                         + ", and a row it did not re-time keeps its run's latency")
     elif len(cpus) > 1:
         notes.append(f"latencies come from different machines ({'; '.join(cpus)}): ratios are not comparable")
+    if rescored:
+        notes.append(f"{len(rescored)} row(s) re-scored on this machine (--rescore), PCKh@0.5 there → here: "
+                     + "; ".join(rescored))
     return notes
+
+
+def _make_out(out: str) -> None:
+    try:
+        os.makedirs(out, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise HGCError(f"-o {out}: not a directory (a file has that name, or a path on the way is a file)") from None
 
 
 def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: str | None = None,
                  batch: int | None = None, baseline: str | None = None, side_by_side_rounds: int = 0,
-                 threads: int = 1) -> Report:
+                 threads: int = 1, rescore: bool = False) -> Report:
     """Collect every results.json under ``runs`` and write the report files into ``out``.
 
     The table has one row per (run, runtime) timed at ``batch`` (default 1): ``runtime`` keeps one runtime
     (default: all of them), and the fronts are drawn over every row; ``max_drop`` names the smallest and the
     fastest (run, runtime) within that PCKh drop of the baseline. ``side_by_side_rounds`` > 0 re-times every
     row's file in this process, round-robin for that many rounds on ``threads`` threads
-    (``report_timing.side_by_side``), and the latencies, ratios and fronts use those times.
+    (``report_timing.side_by_side``), and the latencies, ratios and fronts use those times. ``rescore`` scores
+    here again the rows whose int8 or bf16 arithmetic differs on this CPU from the machine that scored them
+    (``report_rescore.rescore``; cached in ``out``), so accuracy and speed come from one machine.
     """
     if not max_drop >= 0:
         raise HGCError(f"--max-drop {max_drop}: must be ≥ 0")
@@ -310,7 +325,10 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     rows = runtime_rows(raw, runtimes, batch)
     rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
                      for r, rt in zip(rows.run, rows.runtime)]
-    timing, host = "", None
+    timing, host, rescored = "", None, []
+    if rescore:
+        _make_out(out)  # the scores are cached there as they come
+        rows, rescored = rescore_rows(rows, machine_info().get("isa") or "", out)
     if side_by_side_rounds:
         if base is None:
             raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")
@@ -330,7 +348,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host), timing=timing,
+                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host, rescored),
+                 timing=timing,
                  sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
     rep.versus_runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (runtimes[0] if runtimes else None)
     rep.versus = prune_vs_swap(frame, rep.versus_runtime, base)
@@ -350,10 +369,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     if curves is not None:
         plots["pckh_vs_steps"] = curves
     md, page = _texts(rep, frame, runs, picks, max_drop, reference, {k: v[0] for k, v in plots.items()})
-    try:
-        os.makedirs(out, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise HGCError(f"-o {out}: not a directory (a file has that name, or a path on the way is a file)") from None
+    _make_out(out)
     outputs: dict[str, bytes] = {"results.csv": frame.to_csv(index=False).encode(), "report.md": md.encode(),
                                  "report.html": page.encode()}
     if not rep.sizes.empty:

@@ -65,7 +65,7 @@ def timed_file(row: dict[str, Any], scratch: str | None = None) -> str | None:
     return artifact if os.path.isfile(artifact) else None
 
 
-def _hint(row: dict[str, Any]) -> str | None:
+def timed_hint(row: dict[str, Any]) -> str | None:
     """OpenVINO's precision hint as the run timed it: bf16 artifacts run bf16, everything else by its file."""
     return "bf16" if row.get("artifact_precision") == "bf16" else None
 
@@ -95,7 +95,7 @@ def _timed(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | 
     and ``base`` the baseline's rows (``records``: ``rows`` as dicts); the files must exist until it returns."""
     baseline = records[ref]["run"]
     order = [ref] + [i for i, f in enumerate(files) if f and i != ref]
-    jobs = [(files[i], runtime_engine(records[i]["runtime"]), _hint(records[i])) for i in order]
+    jobs = [(files[i], runtime_engine(records[i]["runtime"]), timed_hint(records[i])) for i in order]
     table = bench_side_by_side(jobs, batch=batch, runs=runs, threads=threads)
     host = machine_info()
     if any(engine == "openvino" for _, engine, _ in jobs):

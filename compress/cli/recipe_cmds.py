@@ -104,10 +104,14 @@ def _report(p: argparse.ArgumentParser) -> None:
                    help="re-time every row's file here, round-robin in one process (default 50 rounds), and use "
                         "those latencies: runs timed separately on a shared machine cannot be compared")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of the side-by-side timing (default 1)")
+    p.add_argument("--rescore", action="store_true",
+                   help="score here again the rows whose int8 or bf16 arithmetic differs on this CPU from the "
+                        "machine that scored them (cached in OUT/rescored.json)")
 
     def run(a: argparse.Namespace) -> int:
         rep = build_report(a.runs, a.out, max_drop=a.max_drop, runtime=a.runtime, batch=a.batch,
-                           baseline=a.baseline, side_by_side_rounds=a.side_by_side, threads=a.threads)
+                           baseline=a.baseline, side_by_side_rounds=a.side_by_side, threads=a.threads,
+                           rescore=a.rescore)
         print(f"{rep.table.run.nunique()} runs, baseline {rep.baseline or '(none)'}, {len(rep.table)} (run, runtime) "
               f"rows on {', '.join(rep.runtimes) or 'no runtime'}, latency {rep.latency}")
         picks = [f"{k} {r or '-'}" + (f" on {rt}" if r and rt else "") for k, r, rt in

@@ -1,0 +1,129 @@
+"""Score again, on this machine, the report rows whose arithmetic differs from the machine that scored them.
+
+The same int8 file scores differently on two x86 CPUs: with VNNI or AMX the products are summed exactly in
+int32, on AVX2 without VNNI onnxruntime adds pairs of u8×s8 products in int16, which saturates (8-bit
+weights lose ~1.6 PCKh@0.5 there on ``hg2-128-prune60-int8-qat.onnx``). OpenVINO runs fp32 as bf16 where the
+CPU has bf16 math and as fp32 elsewhere. A report that gathers runs made on several machines and re-times
+them here (``--side-by-side``) would otherwise draw its fronts from one machine's speed and another's
+accuracy. ``rescore`` evaluates each such row's file as its runtime runs it here, with the run's own
+evaluation settings, and keeps the scores in a cache beside the report (keyed by the file's hash, the
+runtime, the settings and this machine's arithmetic), so making the report again repeats no evaluation.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from compress.errors import HGCError
+from compress.evaluate import evaluate
+from compress.io import sha256_file, write_text
+from compress.measure.machine import BF16_MATH, INT8_DOT
+from compress.recipe import runtime_engine
+from compress.report_timing import timed_file, timed_hint
+from compress.runtime import describe_predictor, load_predictor
+
+CACHE = "rescored.json"
+JOINTS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
+
+
+def arithmetic(isa: str) -> dict[str, str]:
+    """How a CPU with these ISA flags sums int8 products and whether it has bf16 math: what decides scores."""
+    flags = set(isa.split())
+    return {"int8": "exact int32 (VNNI/AMX)" if any(f in flags for f in INT8_DOT) else "int16 pairs (no VNNI)",
+            "bf16": "bf16" if any(f in flags for f in BF16_MATH) else "fp32"}
+
+
+def rescore_reason(row: dict[str, Any], host_isa: str) -> str | None:
+    """Why ``row``'s score may not hold on a CPU with ``host_isa``, or None when it holds (or is unknown).
+
+    int8 rows depend on the int8 summation; OpenVINO rows on bf16 math (it picks bf16 by itself); fp32 and
+    fp16 in onnxruntime compute the same on any x86 CPU up to rounding.
+    """
+    isa = row.get("isa")
+    if not isinstance(isa, str) or not isinstance(row.get("runtime"), str) or runtime_engine(row["runtime"]) == "torch":
+        return None
+    theirs, ours = arithmetic(isa), arithmetic(host_isa)
+    executed = f"{row.get('precision') or ''} {row.get('artifact_precision') or ''}"
+    if "int8" in executed and theirs["int8"] != ours["int8"]:
+        return f"int8 summed as {theirs['int8']} there, {ours['int8']} here"
+    if runtime_engine(row["runtime"]) == "openvino" and theirs["bf16"] != ours["bf16"]:
+        return f"OpenVINO's float math {theirs['bf16']} there, {ours['bf16']} here"
+    return None
+
+
+def _key(path: str, row: dict[str, Any], host_isa: str) -> str:
+    settings = {"sha256": sha256_file(path), "runtime": row["runtime"], "hint": timed_hint(row),
+                "data": row.get("eval_data"), "limit": _int(row.get("eval_limit")), "flip": bool(row.get("eval_flip")),
+                **arithmetic(host_isa)}
+    return json.dumps(settings, sort_keys=True)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text()).get("entries", {})
+    except (ValueError, AttributeError):
+        raise HGCError(f"{path}: not a rescore cache (delete it to score again)") from None
+
+
+def _score(path: str, row: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    """PCKh of ``path`` as the row's runtime runs it here, with the run's evaluation settings."""
+    if not isinstance(row.get("eval_data"), str):
+        raise HGCError(f"--rescore: run {row['run']!r} records no evaluation data (results.json: evaluate.data)")
+    started = time.perf_counter()
+    predictor = load_predictor(path, runtime=runtime_engine(row["runtime"]), precision=timed_hint(row), threads=threads)
+    report = evaluate(predictor, row["eval_data"], limit=_int(row.get("eval_limit")), flip=bool(row.get("eval_flip")))
+    scores = report.result.to_dict()
+    ran = describe_predictor(predictor)
+    return {"pckh": scores["Mean"], "pckh01": scores["Mean@0.1"], "auc": scores["AUC"],
+            **{j: scores[j] for j in JOINTS}, "executed": ran.get("executed"), "samples": len(report.indices),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def rescore(rows: pd.DataFrame, host_isa: str, cache_dir: str, threads: int | None = None
+            ) -> tuple[pd.DataFrame, list[str]]:
+    """``rows`` (one per run and runtime) with every row ``rescore_reason`` names scored again here.
+
+    The new scores replace ``pckh``, ``pckh01``, ``auc`` and the joints, the executed precision replaces
+    ``precision`` where the runtime reports one, and ``rescored_from`` keeps the old PCKh (NaN elsewhere).
+    Returns the frame and one line per re-scored row (old → new, and why). A row whose file is gone keeps
+    its score. Scores are cached in ``cache_dir``/rescored.json, written after each evaluation.
+    """
+    cache_path = Path(cache_dir) / CACHE
+    cache = _load_cache(cache_path)
+    out = rows.copy()
+    out["rescored_from"] = math.nan
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="hgc-rescore-") as scratch:
+        for i, row in enumerate(rows.to_dict("records")):
+            reason = rescore_reason(row, host_isa)
+            path = timed_file(row, scratch) if reason else None
+            if path is None:
+                continue
+            key = _key(path, row, host_isa)
+            if key not in cache:
+                cache[key] = _score(path, row, threads)
+                os.makedirs(cache_dir, exist_ok=True)
+                write_text(cache_path, json.dumps({"format": 1, "entries": cache}, indent=1, sort_keys=True))
+            got = cache[key]
+            index = out.index[i]
+            out.at[index, "rescored_from"] = row.get("pckh")
+            for column in ("pckh", "pckh01", "auc", *JOINTS):
+                if column in out.columns:
+                    out.at[index, column] = got[column]
+            if got.get("executed"):
+                out.at[index, "precision"] = got["executed"]
+            lines.append(f"{row['run']} [{row['runtime']}] {row.get('pckh'):.2f} → {got['pckh']:.2f} ({reason})")
+    return out, lines
