@@ -328,7 +328,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     timing, host, rescored = "", None, []
     if rescore:
         _make_out(out)  # the scores are cached there as they come
-        rows, rescored = rescore_rows(rows, machine_info().get("isa") or "", out)
+        rows, rescored = rescore_rows(rows, machine_info().get("isa") or "", out, threads=threads)
     if side_by_side_rounds:
         if base is None:
             raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")

@@ -103,7 +103,7 @@ def _report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--side-by-side", type=int, nargs="?", const=50, default=0, metavar="ROUNDS",
                    help="re-time every row's file here, round-robin in one process (default 50 rounds), and use "
                         "those latencies: runs timed separately on a shared machine cannot be compared")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads of the side-by-side timing (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of the side-by-side timing and the re-scoring (default 1)")
     p.add_argument("--rescore", action="store_true",
                    help="score here again the rows whose int8 or bf16 arithmetic differs on this CPU from the "
                         "machine that scored them (cached in OUT/rescored.json)")
