@@ -23,6 +23,7 @@ from compress.pareto import pareto_front
 from compress.report_curves import curve_pairs, curves_frame, curves_html, curves_section
 from compress.report_plots import plot, plot_curves, plot_macs, short_label
 from compress.report_rescore import rescore as rescore_rows
+from compress.report_rescore import rescored_html, rescored_section
 from compress.report_size import coder_rows, size_html, size_section, size_table
 from compress.report_timing import side_by_side
 from compress.report_versus import prune_vs_swap, versus_html, versus_section
@@ -51,6 +52,7 @@ class Report:
     curve_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_curves.curve_pairs``
     versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_versus.prune_vs_swap``
     versus_runtime: str | None = None
+    rescored: pd.DataFrame = field(default_factory=pd.DataFrame)  # ``report_rescore.rescore``'s re-scored rows
 
 
 def _pick_latency(frame: pd.DataFrame, runtime: str | None, batch: int | None) -> tuple[list[str], int]:
@@ -213,7 +215,8 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
                     _markdown_table(table), "", legend, "", *_quant_section(frame),
                     *size_section(rep.sizes, rep.coders, _markdown_table),
                     *curves_section(rep.curve_pairs, _markdown_table),
-                    *versus_section(rep.versus, rep.versus_runtime, _markdown_table), "## Plots", "",
+                    *versus_section(rep.versus, rep.versus_runtime, _markdown_table),
+                    *rescored_section(rep.rescored, _markdown_table), "## Plots", "",
                     *[line for name in images for line in (f"![{PLOT_TITLES.get(name, name)}]({name}.png)", "")]])
     imgs = "".join(f'<figure><img alt="{html.escape(PLOT_TITLES.get(n, n))}" src="data:image/png;base64,'
                    f'{base64.b64encode(b).decode()}"></figure>' for n, b in images.items())
@@ -228,7 +231,7 @@ def _texts(rep: Report, frame: pd.DataFrame, runs: Sequence[str], picks: dict[st
             + "".join(f"<li>{html.escape(s[2:]).replace('**', '').replace('`', '')}</li>" for s in summary)
             + "</ul><h2>Runs</h2>" + table.to_html(index=False, escape=True, border=0)
             + f"<p>{html.escape(legend).replace('`', '')}</p>{size_html(rep.sizes, rep.coders)}"
-            + curves_html(rep.curve_pairs) + versus_html(rep.versus, rep.versus_runtime)
+            + curves_html(rep.curve_pairs) + versus_html(rep.versus, rep.versus_runtime) + rescored_html(rep.rescored)
             + f"<h2>Plots</h2>{imgs}</body></html>\n")
     return md, page
 
@@ -271,7 +274,7 @@ def _machine_line(raw: pd.DataFrame, host: dict[str, Any] | None = None) -> str:
     return f"{cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
 
 
-def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: Sequence[str] = ()) -> list[str]:
+def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: int = 0) -> list[str]:
     notes = []
     if frame.quick.any():
         quick = int(frame.drop_duplicates("run").quick.sum())
@@ -284,14 +287,13 @@ def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: Se
             notes.append(f"some runs were made on another machine ({'; '.join(other)}): latencies are this report's "
                          f"({host.get('cpu')}), but each row's PCKh and executed precision are the evaluating "
                          "machine's (OpenVINO picks bf16 where the CPU has it)"
-                         + (" except the rows re-scored here (below)" if rescored else
-                            " (--rescore scores here the rows whose int8 or bf16 arithmetic differs)")
+                         + (f" except the {rescored} row(s) scored again here (--rescore, table below)"
+                            if rescored else " (--rescore scores here the rows whose int8 or bf16 arithmetic differs)")
                          + ", and a row it did not re-time keeps its run's latency")
     elif len(cpus) > 1:
         notes.append(f"latencies come from different machines ({'; '.join(cpus)}): ratios are not comparable")
-    if rescored:
-        notes.append(f"{len(rescored)} row(s) re-scored on this machine (--rescore), PCKh@0.5 there → here: "
-                     + "; ".join(rescored))
+    if rescored and host is None:
+        notes.append(f"{rescored} row(s) scored again on this machine (--rescore, table below)")
     return notes
 
 
@@ -325,7 +327,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     rows = runtime_rows(raw, runtimes, batch)
     rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
                      for r, rt in zip(rows.run, rows.runtime)]
-    timing, host, rescored = "", None, []
+    timing, host, rescored = "", None, pd.DataFrame()
     if rescore:
         _make_out(out)  # the scores are cached there as they come
         rows, rescored = rescore_rows(rows, machine_info().get("isa") or "", out, threads=threads)
@@ -348,8 +350,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host, rescored),
-                 timing=timing,
+                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host, len(rescored)),
+                 timing=timing, rescored=rescored,
                  sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
     rep.versus_runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (runtimes[0] if runtimes else None)
     rep.versus = prune_vs_swap(frame, rep.versus_runtime, base)

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -93,19 +93,19 @@ def _score(path: str, row: dict[str, Any], threads: int | None) -> dict[str, Any
 
 
 def rescore(rows: pd.DataFrame, host_isa: str, cache_dir: str, threads: int | None = None
-            ) -> tuple[pd.DataFrame, list[str]]:
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``rows`` (one per run and runtime) with every row ``rescore_reason`` names scored again here.
 
     The new scores replace ``pckh``, ``pckh01``, ``auc`` and the joints, the executed precision replaces
     ``precision`` where the runtime reports one, and ``rescored_from`` keeps the old PCKh (NaN elsewhere).
-    Returns the frame and one line per re-scored row (old → new, and why). A row whose file is gone keeps
-    its score. Scores are cached in ``cache_dir``/rescored.json, written after each evaluation.
+    Returns the frame and the re-scored rows (run, runtime, PCKh there and here, why). A row whose file is
+    gone keeps its score. Scores are cached in ``cache_dir``/rescored.json, written after each evaluation.
     """
     cache_path = Path(cache_dir) / CACHE
     cache = _load_cache(cache_path)
     out = rows.copy()
     out["rescored_from"] = math.nan
-    lines = []
+    changed = []
     with tempfile.TemporaryDirectory(prefix="hgc-rescore-") as scratch:
         for i, row in enumerate(rows.to_dict("records")):
             reason = rescore_reason(row, host_isa)
@@ -125,5 +125,29 @@ def rescore(rows: pd.DataFrame, host_isa: str, cache_dir: str, threads: int | No
                     out.at[index, column] = got[column]
             if got.get("executed"):
                 out.at[index, "precision"] = got["executed"]
-            lines.append(f"{row['run']} [{row['runtime']}] {row.get('pckh'):.2f} → {got['pckh']:.2f} ({reason})")
-    return out, lines
+            changed.append({"run": row["run"], "runtime": row["runtime"], "there": row.get("pckh"),
+                            "here": got["pckh"], "reason": reason})
+    return out, pd.DataFrame(changed, columns=["run", "runtime", "there", "here", "reason"])
+
+
+def rescored_section(changed: pd.DataFrame, markdown: Callable[[pd.DataFrame], str]) -> list[str]:
+    """Markdown lines: every re-scored row with its PCKh@0.5 as scored there and here (none: no lines)."""
+    if changed.empty:
+        return []
+    return ["## Scored again on this machine (--rescore)", "",
+            "Rows whose evaluating machine summed int8 or ran OpenVINO's float math differently from this one, "
+            "scored here with the run's own evaluation settings; the table, fronts and picks use these scores.",
+            "", markdown(_display(changed)), ""]
+
+
+def rescored_html(changed: pd.DataFrame) -> str:
+    if changed.empty:
+        return ""
+    return "<h2>Scored again on this machine (--rescore)</h2>" + _display(changed).to_html(index=False, border=0)
+
+
+def _display(changed: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"run": changed.run, "runtime": changed.runtime,
+                         "PCKh@0.5 there": changed.there.map("{:.2f}".format),
+                         "PCKh@0.5 here": changed.here.map("{:.2f}".format),
+                         "Δ": (changed.here - changed.there).map("{:+.2f}".format), "why": changed.reason})

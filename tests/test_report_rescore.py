@@ -66,13 +66,15 @@ def _frame(path: str) -> pd.DataFrame:
 
 def test_rescored_rows_take_this_machines_scores_and_the_cache_repeats_nothing(
         onnx_file: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out, lines = rescore(_frame(onnx_file), AVX2, str(tmp_path))
+    out, changed = rescore(_frame(onnx_file), AVX2, str(tmp_path))
     expected = evaluate_file(onnx_file, "synthetic:val", limit=8).result.to_dict()
     moved, kept = out.iloc[0], out.iloc[1]
     assert moved.pckh == pytest.approx(expected["Mean"]) and moved.rescored_from == 99.0
     assert moved.Head == pytest.approx(expected["Head"]) and moved.auc == pytest.approx(expected["AUC"])
     assert kept.pckh == 98.0 and math.isnan(kept.rescored_from)
-    assert len(lines) == 1 and lines[0].startswith("elsewhere [onnxruntime-cpu] 99.00 → ")
+    assert changed.to_dict("records") == [{"run": "elsewhere", "runtime": "onnxruntime-cpu", "there": 99.0,
+                                           "here": moved.pckh, "reason": rescore_reason(_frame(onnx_file).iloc[0]
+                                                                                        .to_dict(), AVX2)}]
     entries = json.loads((tmp_path / CACHE).read_text())["entries"]
     assert len(entries) == 1 and next(iter(entries.values()))["samples"] == 8
 
@@ -93,8 +95,8 @@ def test_bad_cache_and_missing_settings_are_one_error(onnx_file: str, tmp_path: 
     with pytest.raises(HGCError, match="run 'elsewhere' records no evaluation data"):
         rescore(_frame(onnx_file).assign(eval_data=None), AVX2, str(tmp_path))
     gone = _frame(str(tmp_path / "gone.onnx"))
-    out, lines = rescore(gone, AVX2, str(tmp_path))  # a file no longer on disk keeps its score
-    assert lines == [] and out.pckh.tolist() == [99.0, 98.0]
+    out, changed = rescore(gone, AVX2, str(tmp_path))  # a file no longer on disk keeps its score
+    assert changed.empty and out.pckh.tolist() == [99.0, 98.0]
 
 
 def _archived(root: Path, name: str, onnx: str, pckh: float, isa: str, precision: str) -> None:
@@ -119,7 +121,7 @@ def test_a_rescored_report_picks_from_this_machines_scores(onnx_file: str, tmp_p
     table = rep.table.set_index("run")
     expected = evaluate_file(onnx_file, "synthetic:val", limit=8).result.to_dict()["Mean"]
     assert table.loc["int8", "pckh"] == pytest.approx(expected) and table.loc["baseline", "pckh"] == 50.0
-    assert any(n.startswith("1 row(s) re-scored on this machine") and "int8 [onnxruntime-cpu] 99.00" in n
-               for n in rep.notes)
+    assert rep.notes == ["1 row(s) scored again on this machine (--rescore, table below)"]
     assert (tmp_path / "r" / CACHE).is_file()
-    assert "re-scored on this machine" in (tmp_path / "r" / "report.md").read_text()
+    section = (tmp_path / "r" / "report.md").read_text().split("## Scored again on this machine (--rescore)")[1]
+    assert "| int8 | onnxruntime-cpu | 99.00 |" in section and "baseline" not in section.split("## ")[0]
