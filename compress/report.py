@@ -274,7 +274,8 @@ def _machine_line(raw: pd.DataFrame, host: dict[str, Any] | None = None) -> str:
     return f"{cpu} ({isa or 'no listed ISA flags'}): {deciding_features(isa)}{ov}"
 
 
-def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: int = 0) -> list[str]:
+def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: int | None = None) -> list[str]:
+    """Warnings above the table; ``rescored``: how many rows --rescore scored again here (None: not asked)."""
     notes = []
     if frame.quick.any():
         quick = int(frame.drop_duplicates("run").quick.sum())
@@ -288,7 +289,9 @@ def _notes(frame: pd.DataFrame, host: dict[str, Any] | None = None, rescored: in
                          f"({host.get('cpu')}), but each row's PCKh and executed precision are the evaluating "
                          "machine's (OpenVINO picks bf16 where the CPU has it)"
                          + (f" except the {rescored} row(s) scored again here (--rescore, table below)"
-                            if rescored else " (--rescore scores here the rows whose int8 or bf16 arithmetic differs)")
+                            if rescored else " (--rescore: none differs here in int8 or bf16 arithmetic)"
+                            if rescored == 0 else
+                            " (--rescore scores here the rows whose int8 or bf16 arithmetic differs)")
                          + ", and a row it did not re-time keeps its run's latency")
     elif len(cpus) > 1:
         notes.append(f"latencies come from different machines ({'; '.join(cpus)}): ratios are not comparable")
@@ -328,12 +331,12 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
     rows["label"] = [short_label(r) + (f" [{rt}]" if len(runtimes) > 1 and isinstance(rt, str) else "")
                      for r, rt in zip(rows.run, rows.runtime)]
     timing, host, rescored = "", None, pd.DataFrame()
+    if side_by_side_rounds and base is None:  # before any re-scoring: that can take minutes
+        raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")
     if rescore:
         _make_out(out)  # the scores are cached there as they come
         rows, rescored = rescore_rows(rows, machine_info().get("isa") or "", out, threads=threads)
     if side_by_side_rounds:
-        if base is None:
-            raise HGCError("--side-by-side needs a baseline run to compare against (name one with --baseline)")
         rows, sbs = side_by_side(rows, base, batch=batch, runs=side_by_side_rounds, threads=threads)
         host = sbs["machine"]
         timing = (
@@ -345,12 +348,13 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
             + (f"; ×vs OpenVINO fp32 the same against {sbs['openvino_reference']}" if sbs["openvino_reference"] else "")
             + (f"; kept the run's own timing: {', '.join(sbs['not_retimed'])}" if sbs["not_retimed"] else ""))
     frame, smallest, fastest, reference = analyse(rows, base, max_drop)
+    scored_here = int(rescored.here.notna().sum()) if rescore else None
     picks = {"smallest": smallest, "fastest": fastest}
     pick = {k: (None, None) if i is None else (str(frame.run[i]), frame.runtime[i]) for k, i in picks.items()}
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
                  fastest=pick["fastest"][0], smallest_runtime=pick["smallest"][1], fastest_runtime=pick["fastest"][1],
-                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host, len(rescored)),
+                 runtimes=runtimes, machine=_machine_line(raw, host), notes=_notes(frame, host, scored_here),
                  timing=timing, rescored=rescored,
                  sizes=size_table(raw, base), coders=coder_rows(raw), curve_pairs=curve_pairs(raw))
     rep.versus_runtime = "onnxruntime-cpu" if "onnxruntime-cpu" in runtimes else (runtimes[0] if runtimes else None)

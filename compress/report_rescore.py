@@ -24,7 +24,7 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.evaluate import evaluate
 from compress.io import sha256_file, write_text
-from compress.measure.machine import BF16_MATH, INT8_DOT
+from compress.measure.machine import BF16_MATH, INT8_DOT, versions
 from compress.recipe import runtime_engine
 from compress.report_timing import timed_file, timed_hint
 from compress.runtime import describe_predictor, load_predictor
@@ -33,15 +33,19 @@ CACHE = "rescored.json"
 JOINTS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
 
 
-def arithmetic(isa: str) -> dict[str, str]:
-    """How a CPU with these ISA flags sums int8 products and whether it has bf16 math: what decides scores."""
+def arithmetic(isa: str) -> dict[str, str] | None:
+    """How an x86 CPU with these ISA flags sums int8 products and whether it has bf16 math: what decides
+    scores. None for flags that name no AVX2-class x86 CPU (unknown, or another architecture)."""
     flags = set(isa.split())
+    if not flags & {"avx2", *INT8_DOT}:
+        return None
     return {"int8": "exact int32 (VNNI/AMX)" if any(f in flags for f in INT8_DOT) else "int16 pairs (no VNNI)",
             "bf16": "bf16" if any(f in flags for f in BF16_MATH) else "fp32"}
 
 
 def rescore_reason(row: dict[str, Any], host_isa: str) -> str | None:
-    """Why ``row``'s score may not hold on a CPU with ``host_isa``, or None when it holds (or is unknown).
+    """Why ``row``'s score may not hold on a CPU with ``host_isa``, or None when it holds (or either machine's
+    arithmetic is unknown).
 
     int8 rows depend on the int8 summation; OpenVINO rows on bf16 math (it picks bf16 by itself); fp32 and
     fp16 in onnxruntime compute the same on any x86 CPU up to rounding.
@@ -50,6 +54,8 @@ def rescore_reason(row: dict[str, Any], host_isa: str) -> str | None:
     if not isinstance(isa, str) or not isinstance(row.get("runtime"), str) or runtime_engine(row["runtime"]) == "torch":
         return None
     theirs, ours = arithmetic(isa), arithmetic(host_isa)
+    if theirs is None or ours is None:
+        return None
     executed = f"{row.get('precision') or ''} {row.get('artifact_precision') or ''}"
     if "int8" in executed and theirs["int8"] != ours["int8"]:
         return f"int8 summed as {theirs['int8']} there, {ours['int8']} here"
@@ -58,10 +64,21 @@ def rescore_reason(row: dict[str, Any], host_isa: str) -> str | None:
     return None
 
 
-def _key(path: str, row: dict[str, Any], host_isa: str) -> str:
-    settings = {"sha256": sha256_file(path), "runtime": row["runtime"], "hint": timed_hint(row),
-                "data": row.get("eval_data"), "limit": _int(row.get("eval_limit")), "flip": bool(row.get("eval_flip")),
-                **arithmetic(host_isa)}
+def _settings(row: dict[str, Any]) -> dict[str, Any]:
+    """The run's evaluation settings, as ``evaluate`` takes them."""
+    return {"limit": _int(row.get("eval_limit")), "flip": row.get("eval_flip") is True,
+            "batch_size": _int(row.get("eval_batch_size")) or 32}
+
+
+def _key(row: dict[str, Any], host_isa: str) -> str:
+    """Everything the score depends on: the row's artifact (an OpenVINO IR's weights too; a packed file, not
+    its unpacking, which is redone each time), runtime and its version, precision hint, data, settings and
+    this CPU's arithmetic."""
+    path = str(row["artifact"])
+    files = [path] + ([str(Path(path).with_suffix(".bin"))] if path.endswith(".xml") else [])
+    settings = {"sha256": " ".join(sha256_file(f) for f in files if os.path.isfile(f)), "runtime": row["runtime"],
+                "version": versions().get(runtime_engine(row["runtime"])), "hint": timed_hint(row),
+                "data": row.get("eval_data"), **_settings(row), **(arithmetic(host_isa) or {})}
     return json.dumps(settings, sort_keys=True)
 
 
@@ -73,9 +90,12 @@ def _load_cache(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text()).get("entries", {})
-    except (ValueError, AttributeError):
-        raise HGCError(f"{path}: not a rescore cache (delete it to score again)") from None
+        entries = json.loads(path.read_text()).get("entries", {})
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        entries = None
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) and "pckh" in e for e in entries.values()):
+        raise HGCError(f"{path}: not a rescore cache (delete it to score again)")
+    return entries
 
 
 def _score(path: str, row: dict[str, Any], threads: int | None) -> dict[str, Any]:
@@ -83,8 +103,12 @@ def _score(path: str, row: dict[str, Any], threads: int | None) -> dict[str, Any
     if not isinstance(row.get("eval_data"), str):
         raise HGCError(f"--rescore: run {row['run']!r} records no evaluation data (results.json: evaluate.data)")
     started = time.perf_counter()
-    predictor = load_predictor(path, runtime=runtime_engine(row["runtime"]), precision=timed_hint(row), threads=threads)
-    report = evaluate(predictor, row["eval_data"], limit=_int(row.get("eval_limit")), flip=bool(row.get("eval_flip")))
+    try:
+        predictor = load_predictor(path, runtime=runtime_engine(row["runtime"]), precision=timed_hint(row),
+                                   threads=threads)
+        report = evaluate(predictor, row["eval_data"], **_settings(row))
+    except HGCError as exc:
+        raise HGCError(f"--rescore: run {row['run']!r} [{row['runtime']}]: {exc}") from None
     scores = report.result.to_dict()
     ran = describe_predictor(predictor)
     return {"pckh": scores["Mean"], "pckh01": scores["Mean@0.1"], "auc": scores["AUC"],
@@ -98,21 +122,30 @@ def rescore(rows: pd.DataFrame, host_isa: str, cache_dir: str, threads: int | No
 
     The new scores replace ``pckh``, ``pckh01``, ``auc`` and the joints, the executed precision replaces
     ``precision`` where the runtime reports one, and ``rescored_from`` keeps the old PCKh (NaN elsewhere).
-    Returns the frame and the re-scored rows (run, runtime, PCKh there and here, why). A row whose file is
-    gone keeps its score. Scores are cached in ``cache_dir``/rescored.json, written after each evaluation.
+    Returns the frame and the rows named (run, runtime, PCKh there and here, why); a row whose file is gone
+    keeps its score and is named with no score here. Scores are cached in ``cache_dir``/rescored.json,
+    written after each evaluation.
     """
     cache_path = Path(cache_dir) / CACHE
     cache = _load_cache(cache_path)
     out = rows.copy()
     out["rescored_from"] = math.nan
+    out["precision"] = out["precision"].astype(object) if "precision" in out.columns else None
     changed = []
     with tempfile.TemporaryDirectory(prefix="hgc-rescore-") as scratch:
         for i, row in enumerate(rows.to_dict("records")):
             reason = rescore_reason(row, host_isa)
-            path = timed_file(row, scratch) if reason else None
-            if path is None:
+            if reason is None:
                 continue
-            key = _key(path, row, host_isa)
+            try:
+                path = timed_file(row, scratch)
+            except HGCError as exc:
+                raise HGCError(str(exc).replace("--side-by-side:", "--rescore:", 1)) from None
+            if path is None:  # said in the table, so a score from the other machine is not taken for this one's
+                changed.append({"run": row["run"], "runtime": row["runtime"], "there": row.get("pckh"),
+                                "here": math.nan, "reason": f"{reason}; not scored again: its file is gone"})
+                continue
+            key = _key(row, host_isa)
             if key not in cache:
                 cache[key] = _score(path, row, threads)
                 os.makedirs(cache_dir, exist_ok=True)
@@ -149,5 +182,6 @@ def rescored_html(changed: pd.DataFrame) -> str:
 def _display(changed: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"run": changed.run, "runtime": changed.runtime,
                          "PCKh@0.5 there": changed.there.map("{:.2f}".format),
-                         "PCKh@0.5 here": changed.here.map("{:.2f}".format),
-                         "Δ": (changed.here - changed.there).map("{:+.2f}".format), "why": changed.reason})
+                         "PCKh@0.5 here": changed.here.map(lambda v: "—" if math.isnan(v) else f"{v:.2f}"),
+                         "Δ": (changed.here - changed.there).map(lambda v: "" if math.isnan(v) else f"{v:+.2f}"),
+                         "why": changed.reason})

@@ -99,7 +99,7 @@ def _row(data: dict[str, Any], path: Path) -> dict[str, Any]:
            "params": data["params"], "macs": data.get("macs"), "bytes": data["bytes"],
            "gzip_bytes": data.get("gzip_bytes"), "lzma_bytes": data.get("lzma_bytes"),
            "quick": bool(data.get("quick")), "samples": (data.get("evaluate") or {}).get("samples"),
-           **{f"eval_{k}": (data.get("evaluate") or {}).get(k) for k in ("data", "limit", "flip")},
+           **{f"eval_{k}": (data.get("evaluate") or {}).get(k) for k in ("data", "limit", "flip", "batch_size")},
            "cpu": (data.get("machine") or {}).get("cpu"), "isa": (data.get("machine") or {}).get("isa"),
            "openvino_capabilities": (data.get("machine") or {}).get("openvino_capabilities"), "threads": None,
            "artifact": str(path.parent / (data.get("artifact") or {}).get("path", "")), "results": str(path),

@@ -38,12 +38,15 @@ def test_rows_whose_arithmetic_differs_here_are_named(row: dict, host: str, why:
     reason = rescore_reason({**row, "isa": VNNI}, host)
     assert (reason is None) if why is None else reason.startswith(why)
     assert rescore_reason({**row, "isa": None}, host) is None  # no machine recorded: nothing to compare
+    assert rescore_reason({**row, "isa": ""}, host) is None
+    assert rescore_reason({**row, "isa": VNNI}, "asimd fp") is None  # not an x86 CPU here: unknown arithmetic
 
 
 def test_arithmetic_groups_cpus_by_what_decides_the_scores() -> None:
     assert arithmetic("avx2 amx_int8 amx_bf16") == arithmetic("avx2 avx512_vnni avx512_bf16")
     assert arithmetic(AVX2) != arithmetic("avx2 avx_vnni")
     assert arithmetic(AVX2)["bf16"] == "fp32"
+    assert arithmetic("") is None and arithmetic("asimd fp") is None
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +98,12 @@ def test_bad_cache_and_missing_settings_are_one_error(onnx_file: str, tmp_path: 
     with pytest.raises(HGCError, match="run 'elsewhere' records no evaluation data"):
         rescore(_frame(onnx_file).assign(eval_data=None), AVX2, str(tmp_path))
     gone = _frame(str(tmp_path / "gone.onnx"))
-    out, changed = rescore(gone, AVX2, str(tmp_path))  # a file no longer on disk keeps its score
-    assert changed.empty and out.pckh.tolist() == [99.0, 98.0]
+    out, changed = rescore(gone, AVX2, str(tmp_path))  # a file no longer on disk keeps its score, and is named
+    assert out.pckh.tolist() == [99.0, 98.0] and changed.run.tolist() == ["elsewhere"]
+    assert math.isnan(changed.here[0]) and changed.reason[0].endswith("not scored again: its file is gone")
+    (tmp_path / CACHE).write_text(json.dumps({"entries": {"k": {"no": "score"}}}))
+    with pytest.raises(HGCError, match="not a rescore cache"):
+        rescore(_frame(onnx_file), AVX2, str(tmp_path))
 
 
 def _archived(root: Path, name: str, onnx: str, pckh: float, isa: str, precision: str) -> None:
