@@ -341,8 +341,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
         host = sbs["machine"]
         timing = (
             f"latencies measured side by side by this report: {sbs['files']} files loaded in one process and run "
-            f"round-robin for {sbs['rounds']} rounds, each timed call right after an untimed one of the same file "
-            f"(timed warm) ({sbs['threads']} thread(s), batch {sbs['batch']}); ×faster "
+            f"round-robin for {sbs['rounds']} rounds, each timed call right after {sbs['settle']} untimed ones of "
+            f"the same file (timed warm) ({sbs['threads']} thread(s), batch {sbs['batch']}); ×faster "
             f"paired = median over rounds of {sbs['reference']}'s time / the row's time; p50 ms = "
             f"{sbs['reference']}'s p50 / ×faster paired, so the fronts follow the paired ratios"
             + (f"; ×vs OpenVINO fp32 the same against {sbs['openvino_reference']}" if sbs["openvino_reference"] else "")

@@ -27,6 +27,7 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.io import sha256_file
 from compress.measure.bench import bench_side_by_side, paired_ratio
+from compress.measure.latency import SETTLE_CALLS
 from compress.measure.machine import machine_info
 from compress.packed.files import unpack_file
 from compress.packed.format import SUFFIX as PACKED_SUFFIX
@@ -115,7 +116,7 @@ def _timed(rows: pd.DataFrame, records: list[dict[str, Any]], files: list[str | 
                          for i, lat in enumerate(rows["latency_ms"])]
     left = sorted({str(records[i]["run"]) + f" [{records[i]['runtime']}]"
                    for i in range(len(records)) if i not in ms and isinstance(records[i].get("runtime"), str)})
-    info = {"rounds": runs, "batch": batch, "threads": threads, "files": len(order),
+    info = {"rounds": runs, "settle": SETTLE_CALLS, "batch": batch, "threads": threads, "files": len(order),
             "reference": f"{baseline} [{REFERENCE_RUNTIME}]",
             "openvino_reference": f"{baseline} [{OPENVINO_RUNTIME}]" if ov_ref is not None else None,
             "not_retimed": left, "machine": host}

@@ -18,7 +18,7 @@ from compress.errors import HGCError
 from compress.measure import count_macs, count_params, file_sizes, onnx_macs, onnx_params
 from compress.measure.bench import bench_models, bench_side_by_side, format_table, inspect_models, write_frame
 from compress.measure.cost import onnx_precision
-from compress.measure.latency import Timing, ratio_summary, time_pairs, time_predictor
+from compress.measure.latency import SETTLE_CALLS, Timing, ratio_summary, time_pairs, time_predictor
 from compress.measure.machine import machine_info
 from compress.measure.peak import matmul_model, ort_peak, torch_peak
 from compress.nets import checkpoint
@@ -91,10 +91,10 @@ def test_pairs_alternate_and_ratios_are_per_round() -> None:
     timings = time_pairs([lambda x: order.append("A"), lambda x: order.append("B")], [np.zeros(1), np.zeros(1)],
                          runs=4, warmup=1, settle=0)
     assert order == ["A", "B"] * 5 and [len(t.ms) for t in timings] == [4, 4]
-    order.clear()  # by default each timed call follows an untimed one of the same model (timed warm)
+    order.clear()  # by default each timed call follows SETTLE_CALLS untimed ones of the same model (timed warm)
     time_pairs([lambda x: order.append("A"), lambda x: order.append("B")], [np.zeros(1), np.zeros(1)], runs=2,
                warmup=0)
-    assert order == ["A", "A", "B", "B"] * 2
+    assert order == (["A"] * (SETTLE_CALLS + 1) + ["B"] * (SETTLE_CALLS + 1)) * 2
     ratios = ratio_summary(Timing([2.0, 4.0, 6.0, 8.0]), Timing([1.0, 1.0, 2.0, 2.0]))
     assert ratios["ratio_median"] == 3.5 and ratios["ratio_q25"] <= 3.5 <= ratios["ratio_q75"]  # 2, 4, 3, 4
     assert math.isclose(ratios["ratio_iqr"], ratios["ratio_q75"] - ratios["ratio_q25"])

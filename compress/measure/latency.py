@@ -41,6 +41,9 @@ def _timed(predict: Predictor, images: np.ndarray) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
+SETTLE_CALLS = 3  # untimed calls before each paired timed call: see time_pairs
+
+
 def time_predictor(predict: Predictor, images: np.ndarray, runs: int = 50, warmup: int = 10) -> Timing:
     """Run ``warmup`` untimed calls, then ``runs`` timed calls of ``predict(images)``."""
     if runs < 1 or warmup < 0:
@@ -51,14 +54,16 @@ def time_predictor(predict: Predictor, images: np.ndarray, runs: int = 50, warmu
 
 
 def time_pairs(predicts: Sequence[Predictor], images: Sequence[np.ndarray], runs: int = 50,
-               warmup: int = 10, settle: int = 1) -> list[Timing]:
+               warmup: int = 10, settle: int = SETTLE_CALLS) -> list[Timing]:
     """Alternate the predictors A B (C …) A B … for ``runs`` rounds after warming each one up.
 
     Round ``r`` of every predictor ran back to back, so ``ms[r] / reference.ms[r]`` is a paired ratio.
     ``settle`` untimed calls just before each timed one bring that model's weights back into the caches:
     in a round over many files (a report's 65) each is otherwise timed cold, after the others evicted it,
     which slows large models more than small ones (the base ran 12.1 ms cold, ~8 ms warm) — a deployed
-    model runs warm.
+    model runs warm. One call is not enough for a small model timed after a large one: on the AMX Xeon the
+    0.6 MB int8 uniform cut ran 2.22 ms paired with the 6.9 MB base at ``settle=1``, 1.99 ms at 3 and 2.01 ms
+    at 10 (1.97 ms alone), the base ~8 ms at each; hence ``SETTLE_CALLS`` = 3.
     """
     if len(predicts) < 2 or len(predicts) != len(images):
         raise ValueError("pair timing needs at least two predictors, each with its images")
