@@ -157,6 +157,20 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns=columns)
 
 
+def fastest_by_runtime(frame: pd.DataFrame, reference: str, max_drop: float, fastest: int | None
+                       ) -> dict[str, int]:
+    """The fastest row within ``max_drop`` of the reference's best PCKh on each runtime, keyed
+    ``"fastest on RUNTIME"``, leaving out the overall fastest's runtime: a target set in one runtime
+    (onnxruntime, say) is read off its own line when another runtime holds the overall pick."""
+    if frame.runtime.nunique() < 2 or not frame.pckh.notna().any():
+        return {}
+    ref = frame[frame.run == reference].pckh.max() if reference else frame.pckh.max()
+    timed = frame[(frame.pckh >= ref - max_drop) & frame.latency_ms.notna()]
+    skip = frame.runtime[fastest] if fastest is not None else None
+    return {f"fastest on {rt}": int(rows.latency_ms.idxmin()) for rt, rows in sorted(timed.groupby("runtime"))
+            if rt != skip}
+
+
 def _markdown_table(frame: pd.DataFrame) -> str:
     cells = [[str(c) for c in frame.columns]] + [[str(v).replace("|", "\\|") for v in row] for row in frame.values]
     lines = ["| " + " | ".join(r) + " |" for r in cells]
@@ -349,7 +363,7 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
             + (f"; kept the run's own timing: {', '.join(sbs['not_retimed'])}" if sbs["not_retimed"] else ""))
     frame, smallest, fastest, reference = analyse(rows, base, max_drop)
     scored_here = int(rescored.here.notna().sum()) if rescore else None
-    picks = {"smallest": smallest, "fastest": fastest}
+    picks = {"smallest": smallest, "fastest": fastest, **fastest_by_runtime(frame, reference, max_drop, fastest)}
     pick = {k: (None, None) if i is None else (str(frame.run[i]), frame.runtime[i]) for k, i in picks.items()}
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],

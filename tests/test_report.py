@@ -210,6 +210,10 @@ def test_runtime_dimension_one_row_per_run_and_runtime(runs: Path, tmp_path: Pat
     assert (rep.smallest, rep.smallest_runtime) == ("prune50-int8", "onnxruntime-cpu")  # 84.6 on openvino-cpu
     md = (tmp_path / "r" / "report.md").read_text()
     assert "**fastest**: `prune50-int8` on onnxruntime-cpu (fp32) — 1.400 MB, 6 ms" in md
+    # a target set in one runtime is read off that runtime's own line (prune50-int8 runs 9 ms in OpenVINO)
+    assert "- **fastest on openvino-cpu**: `prune50` on openvino-cpu (fp32 (run as bf16)) — 5.200 MB, 7.7 ms, " \
+           "PCKh@0.5 85.00 (-0.70), 1.82× faster;" in md
+    assert "fastest on onnxruntime-cpu" not in md  # the overall pick's runtime has no second line
     assert "| baseline | openvino-cpu | (none) |  | fp32 (run as bf16) | 85.70 |" in md
     assert "int8 on amx_int8; bf16 on amx_bf16; OpenVINO CPU capabilities FP32 INT8 BF16" in md
     only = build_report([str(runs)], str(tmp_path / "o"), runtime="openvino-cpu")
