@@ -84,12 +84,14 @@ def _pick_baseline(frame: pd.DataFrame, baseline: str | None) -> str | None:
 
 
 def analyse(frame: pd.DataFrame, baseline: str | None, max_drop: float
-            ) -> tuple[pd.DataFrame, int | None, int | None, str]:
-    """Add ratio, Δ and front columns to the (run, runtime) rows; return (table, smallest, fastest, reference).
+            ) -> tuple[pd.DataFrame, dict[str, int | None], str]:
+    """Add ratio, Δ and front columns to the (run, runtime) rows; return (table, picks, reference).
 
-    ``smallest``/``fastest`` are row positions within ``max_drop`` of the reference: the baseline's best PCKh
-    over its runtimes, or the most accurate row when there is no baseline. ×faster compares with the
-    baseline on the same runtime, ×vs best base with the baseline on its fastest runtime.
+    ``picks`` holds row positions within ``max_drop`` of the reference (the baseline's best PCKh over its
+    runtimes, or the most accurate row when there is no baseline): ``smallest``, ``fastest`` and, for each
+    other runtime, ``fastest on RUNTIME``, so a target set in one runtime (onnxruntime, say) is read off its
+    own line when another runtime holds the overall pick. ×faster compares with the baseline on the same
+    runtime, ×vs best base with the baseline on its fastest runtime.
     """
     frame = frame.copy()
     frame["front_latency"] = pareto_front(frame, maximize="pckh", minimize="latency_ms")
@@ -116,7 +118,10 @@ def analyse(frame: pd.DataFrame, baseline: str | None, max_drop: float
     smallest = int(eligible.bytes.idxmin()) if len(eligible) else None
     timed = eligible[eligible.latency_ms.notna()]
     fastest = int(timed.latency_ms.idxmin()) if len(timed) else None
-    return frame, smallest, fastest, ref_name
+    picks: dict[str, int | None] = {"smallest": smallest, "fastest": fastest}
+    picks.update({f"fastest on {rt}": int(rows.latency_ms.idxmin()) for rt, rows in sorted(timed.groupby("runtime"))
+                  if rt != frame.runtime[fastest]})  # timed has rows, so fastest is one of them
+    return frame, picks, ref_name
 
 
 DISPLAY = {"run": "run", "runtime": "runtime", "steps": "steps", "steps_min": "steps min",
@@ -155,20 +160,6 @@ def display_table(frame: pd.DataFrame) -> pd.DataFrame:
         shown[col] = [spec.format(v) if isinstance(v, (int, float)) and math.isfinite(v) else "" for v in shown[col]]
     shown["runtime"] = shown.runtime.fillna("")
     return shown.rename(columns=columns)
-
-
-def fastest_by_runtime(frame: pd.DataFrame, reference: str, max_drop: float, fastest: int | None
-                       ) -> dict[str, int]:
-    """The fastest row within ``max_drop`` of the reference's best PCKh on each runtime, keyed
-    ``"fastest on RUNTIME"``, leaving out the overall fastest's runtime: a target set in one runtime
-    (onnxruntime, say) is read off its own line when another runtime holds the overall pick."""
-    if frame.runtime.nunique() < 2 or not frame.pckh.notna().any():
-        return {}
-    ref = frame[frame.run == reference].pckh.max() if reference else frame.pckh.max()
-    timed = frame[(frame.pckh >= ref - max_drop) & frame.latency_ms.notna()]
-    skip = frame.runtime[fastest] if fastest is not None else None
-    return {f"fastest on {rt}": int(rows.latency_ms.idxmin()) for rt, rows in sorted(timed.groupby("runtime"))
-            if rt != skip}
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
@@ -361,9 +352,8 @@ def build_report(runs: Sequence[str], out: str, max_drop: float = 1.0, runtime: 
             f"{sbs['reference']}'s p50 / ×faster paired, so the fronts follow the paired ratios"
             + (f"; ×vs OpenVINO fp32 the same against {sbs['openvino_reference']}" if sbs["openvino_reference"] else "")
             + (f"; kept the run's own timing: {', '.join(sbs['not_retimed'])}" if sbs["not_retimed"] else ""))
-    frame, smallest, fastest, reference = analyse(rows, base, max_drop)
+    frame, picks, reference = analyse(rows, base, max_drop)
     scored_here = int(rescored.here.notna().sum()) if rescore else None
-    picks = {"smallest": smallest, "fastest": fastest, **fastest_by_runtime(frame, reference, max_drop, fastest)}
     pick = {k: (None, None) if i is None else (str(frame.run[i]), frame.runtime[i]) for k, i in picks.items()}
     latency = latency_column(runtimes[0] if len(runtimes) == 1 else "*", batch)
     rep = Report(out=str(out), table=frame, baseline=base, latency=latency, smallest=pick["smallest"][0],
