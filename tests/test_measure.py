@@ -179,7 +179,7 @@ def test_cli_bench_and_inspect_write_only_their_outputs(models: tuple[Path, Path
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["bench", "a.pt", "b.onnx", "--pair", "--batch", "1", "--runs", "2", "--warmup", "0",
+    assert main(["bench", "a.pt", "b.onnx", "--pair", "--batch", "1", "--runs", "2", "--warmup", "0", "--settle", "0",
                  "--threads", "1", "--csv", "out.csv", "--json", "out.json"]) == 0
     out = capsys.readouterr().out
     assert "machine:" in out and "ratio_median" in out and "b.onnx" in out
@@ -191,6 +191,7 @@ def test_cli_bench_and_inspect_write_only_their_outputs(models: tuple[Path, Path
 @pytest.mark.parametrize("argv, message", [
     (["bench", "a.pt", "--pair"], "--pair needs at least two models"),
     (["bench"], "at least one model"),
+    (["bench", "a.pt", "b.onnx", "--pair", "--settle", "-1"], "warmup and settle ≥ 0"),
     (["bench", "a.pt", "--csv", "missing/out.csv", "--batch", "1", "--runs", "1", "--warmup", "0"], "does not exist"),
     (["inspect", "nothing.onnx"], "no such model file"),
 ])

@@ -9,6 +9,7 @@ from compress.errors import HGCError
 from compress.export import DEFAULT_OPSET, export_onnx
 from compress.export_ir import export_openvino
 from compress.measure.bench import bench_models, check_outputs, format_table, inspect_models, write_frame
+from compress.measure.latency import SETTLE_CALLS
 from compress.measure.ops import op_profiles
 
 BENCH_COLUMNS = ("model", "runtime", "provider", "threads", "streams", "executed", "batch", "graph_batch", "p50_ms",
@@ -102,6 +103,9 @@ def _bench(p: argparse.ArgumentParser) -> None:
                         "else the plugin's own)")
     p.add_argument("--pair", action="store_true",
                    help="alternate the models (× runtimes) A B A B … and report per-pair ratios to the first")
+    p.add_argument("--settle", type=int, default=SETTLE_CALLS,
+                   help=f"with --pair: untimed calls of a model right before each of its timed ones (default "
+                        f"{SETTLE_CALLS}: warm after the others ran)")
     p.add_argument("--peak", action="store_true", help="measure the runtime's fp32/int8 peak and efficiencies")
     p.add_argument("--csv", default=None)
     p.add_argument("--json", default=None)
@@ -110,7 +114,7 @@ def _bench(p: argparse.ArgumentParser) -> None:
         check_outputs(a.csv, a.json)
         result = bench_models(a.models, batches=a.batch, runs=a.runs, warmup=a.warmup, threads=a.threads,
                               device=a.device, provider=a.provider, pair=a.pair, peak=a.peak, compile=a.compile,
-                              runtimes=a.runtime, precision=a.precision)
+                              runtimes=a.runtime, precision=a.precision, settle=a.settle)
         m = result.machine
         ov = f", openvino {m['openvino']} (CPU: {m['openvino_capabilities']})" if "openvino_capabilities" in m else ""
         print(f"machine: {m['cpu']} ({m['cores']} cores; {m['isa'] or 'no listed ISA flags'}; {m['deciding']}); "

@@ -17,7 +17,7 @@ import pandas as pd
 from compress.errors import HGCError
 from compress.io import atomic_path, write_text
 from compress.measure.cost import count_macs, count_params, load_onnx, onnx_macs, onnx_params, onnx_precision
-from compress.measure.latency import bench_images, ratio_summary, time_pairs, time_predictor
+from compress.measure.latency import SETTLE_CALLS, bench_images, ratio_summary, time_pairs, time_predictor
 from compress.measure.machine import available_cores, deciding_features, machine_info
 from compress.measure.peak import ort_peak, ov_peak, torch_peak
 from compress.measure.sizes import file_sizes
@@ -186,13 +186,15 @@ def _predictor(path: str, runtime: str | None, device: str, provider: str | None
 def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs: int = 50, warmup: int = 10,
                  threads: int | None = None, device: str = "cpu", provider: str | None = None, pair: bool = False,
                  peak: bool = False, compile: bool = False, peak_size: int = 2048,
-                 runtimes: Sequence[str | None] = (None,), precision: str | None = None) -> BenchResult:
+                 runtimes: Sequence[str | None] = (None,), precision: str | None = None,
+                 settle: int = SETTLE_CALLS) -> BenchResult:
     """Time each model at each batch size (p50/p90/p99 ms) with fixed intra-op threads.
 
     ``runtimes`` (onnxruntime, openvino, torch; None: by file type) times every model on each of them, so
     ``pair`` can alternate the same file across runtimes; ``precision`` is OpenVINO's precision hint
     (default: the artifact's, else the plugin's own), recorded with streams and the executed precision.
-    ``pair`` alternates the models A B … per run and adds per-round ratios to the first model;
+    ``pair`` alternates the models A B … per run, each timed call after ``settle`` untimed ones of the same
+    model, and adds per-round ratios to the first model;
     ``peak`` measures the runtime's fp32/int8 matrix-product peak and each model's efficiency
     = (MACs / p50 latency) / peak of its precision (int8 files against the int8 peak, fp32 and fp16
     files against the fp32 peak; ``peak_size``: matrix side of the peak probe).
@@ -206,9 +208,9 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
         raise HGCError("--pair needs at least two models (A B), or one model on two --runtime values")
     if not paths and not peak:
         raise HGCError("bench: give at least one model file (or --peak alone for the machine's peak)")
-    if any(b < 1 for b in batches) or runs < 1 or warmup < 0:
-        raise HGCError(f"bench: batches and runs must be ≥ 1 and warmup ≥ 0 "
-                       f"(got {list(batches)}, {runs}, {warmup})")
+    if any(b < 1 for b in batches) or runs < 1 or warmup < 0 or settle < 0:
+        raise HGCError(f"bench: batches and runs must be ≥ 1, warmup and settle ≥ 0 "
+                       f"(got {list(batches)}, {runs}, {warmup}, {settle})")
     threads = threads or available_cores()
     machine = {**machine_info(), "threads": threads}
     machine["deciding"] = deciding_features(machine.get("isa") or "")
@@ -223,7 +225,7 @@ def bench_models(paths: Sequence[str], *, batches: Sequence[int] = (1, 8), runs:
     for batch in batches:
         images = [bench_images(p.input_size, batch) for p in predictors]
         if pair:
-            timings = time_pairs(predictors, images, runs=runs, warmup=warmup)
+            timings = time_pairs(predictors, images, runs=runs, warmup=warmup, settle=settle)
         else:
             timings = [time_predictor(p, x, runs=runs, warmup=warmup) for p, x in zip(predictors, images)]
         for label, predictor, cost, timing in zip(labels, predictors, costs, timings):
